@@ -1,0 +1,12 @@
+//! Storage adapters: implementations of every domain store port on top of sqlx.
+//!
+//! Invariants:
+//! - `sqlx::Error` never leaves this crate: constraint violations become domain outcomes, the
+//!   rest becomes `anyhow::Error` with context;
+//! - every multi-row write (a post with its counters, a block with the follows it removes, an
+//!   edit with its version) is one transaction;
+//! - no query uses OFFSET: lists page by keyset on time-ordered ids.
+
+pub mod sqlite;
+
+pub use sqlite::{SqliteSettings, SqliteStore, Synchronous};

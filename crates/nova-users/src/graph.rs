@@ -1,0 +1,104 @@
+//! The social graph service: follow, block and mute, relationships and follower lists.
+
+use std::sync::Arc;
+
+use nova_core::{now_millis, Id, IdGenerator, Page, PageRequest, Viewer};
+
+use crate::model::{FollowEdge, Relationship};
+use crate::store::{GraphStore, UserStore};
+use crate::UserError;
+
+pub struct GraphService {
+    graph: Arc<dyn GraphStore>,
+    users: Arc<dyn UserStore>,
+    ids: Arc<IdGenerator>,
+}
+
+impl GraphService {
+    pub fn new(graph: Arc<dyn GraphStore>, users: Arc<dyn UserStore>, ids: Arc<IdGenerator>) -> Self {
+        GraphService { graph, users, ids }
+    }
+
+    /// The relationship from `viewer` to `other` (all false for oneself).
+    pub async fn relationship(&self, viewer: Id, other: Id) -> Result<Relationship, UserError> {
+        if viewer == other {
+            return Ok(Relationship::default());
+        }
+        Ok(self.graph.get_relationships(viewer, &[other]).await?.into_iter().next().unwrap_or_default())
+    }
+
+    pub async fn relationships(&self, viewer: Id, others: &[Id]) -> Result<Vec<Relationship>, UserError> {
+        Ok(self.graph.get_relationships(viewer, others).await?)
+    }
+
+    /// Whether `viewer` (if any) may see `other` at all: false when either blocked the other.
+    pub async fn can_see(&self, viewer: Option<Viewer>, other: Id) -> Result<bool, UserError> {
+        match viewer {
+            None => Ok(true),
+            Some(v) => Ok(!self.relationship(v.user_id, other).await?.blocked_either_way()),
+        }
+    }
+
+    async fn target(&self, viewer: Viewer, target: Id, action: &'static str) -> Result<Relationship, UserError> {
+        if viewer.user_id == target {
+            return Err(UserError::invalid(format!("you cannot {action} yourself")));
+        }
+        if self.users.get_user_views(&[target]).await?.is_empty() {
+            return Err(UserError::NotFound);
+        }
+        self.relationship(viewer.user_id, target).await
+    }
+
+    pub async fn follow(&self, viewer: Viewer, target: Id) -> Result<(), UserError> {
+        let rel = self.target(viewer, target, "follow").await?;
+        if rel.blocks_viewer {
+            return Err(UserError::NotFound);
+        }
+        if rel.viewer_blocks {
+            return Err(UserError::Forbidden("unblock this account before following it"));
+        }
+        self.graph.put_follow(self.ids.next_id(), viewer.user_id, target, now_millis()).await?;
+        Ok(())
+    }
+
+    pub async fn unfollow(&self, viewer: Viewer, target: Id) -> Result<(), UserError> {
+        self.target(viewer, target, "unfollow").await?;
+        self.graph.delete_follow(viewer.user_id, target).await?;
+        Ok(())
+    }
+
+    pub async fn block(&self, viewer: Viewer, target: Id) -> Result<(), UserError> {
+        self.target(viewer, target, "block").await?;
+        self.graph.put_block(viewer.user_id, target, now_millis()).await?;
+        Ok(())
+    }
+
+    pub async fn unblock(&self, viewer: Viewer, target: Id) -> Result<(), UserError> {
+        self.target(viewer, target, "unblock").await?;
+        self.graph.delete_block(viewer.user_id, target).await?;
+        Ok(())
+    }
+
+    pub async fn mute(&self, viewer: Viewer, target: Id) -> Result<(), UserError> {
+        let rel = self.target(viewer, target, "mute").await?;
+        if rel.blocks_viewer {
+            return Err(UserError::NotFound);
+        }
+        self.graph.put_mute(viewer.user_id, target, now_millis()).await?;
+        Ok(())
+    }
+
+    pub async fn unmute(&self, viewer: Viewer, target: Id) -> Result<(), UserError> {
+        self.target(viewer, target, "unmute").await?;
+        self.graph.delete_mute(viewer.user_id, target).await?;
+        Ok(())
+    }
+
+    pub async fn followers(&self, user: Id, viewer: Option<Viewer>, page: &PageRequest) -> Result<Page<FollowEdge>, UserError> {
+        Ok(self.graph.list_followers(user, viewer.map(|v| v.user_id), page).await?)
+    }
+
+    pub async fn following(&self, user: Id, viewer: Option<Viewer>, page: &PageRequest) -> Result<Page<FollowEdge>, UserError> {
+        Ok(self.graph.list_following(user, viewer.map(|v| v.user_id), page).await?)
+    }
+}

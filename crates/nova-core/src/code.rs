@@ -74,7 +74,10 @@ mod tests {
         ];
         let mut seen = std::collections::HashSet::new();
         for code in all {
-            assert!(code.as_str().chars().all(|c| c.is_ascii_uppercase() || c == '_'));
+            assert!(code
+                .as_str()
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c == '_'));
             assert!(seen.insert(code.as_str()));
         }
         assert_eq!(Code::Unavailable.http_status(), 503);

@@ -86,7 +86,9 @@ impl IdGenerator {
             state.last_millis += 1;
             state.sequence = 0;
         }
-        Id((state.last_millis << (NODE_BITS + SEQ_BITS)) | (self.node_id << SEQ_BITS) | state.sequence)
+        Id((state.last_millis << (NODE_BITS + SEQ_BITS))
+            | (self.node_id << SEQ_BITS)
+            | state.sequence)
     }
 }
 
@@ -119,7 +121,16 @@ mod tests {
     #[test]
     fn parse_accepts_only_positive_decimal() {
         assert_eq!(Id::parse("123"), Some(Id(123)));
-        for bad in ["", "0", "-1", "1e3", " 1", "99999999999999999999", "abc", "12a"] {
+        for bad in [
+            "",
+            "0",
+            "-1",
+            "1e3",
+            " 1",
+            "99999999999999999999",
+            "abc",
+            "12a",
+        ] {
             assert_eq!(Id::parse(bad), None, "{bad}");
         }
     }

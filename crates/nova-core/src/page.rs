@@ -22,15 +22,27 @@ impl PageRequest {
     pub const MAX_LIMIT: u32 = 100;
 
     /// Builds a request from the client's `first` and `after` for the list named `kind`.
-    pub fn parse(first: Option<i32>, after: Option<&str>, kind: &str) -> Result<Self, PageRequestError> {
+    pub fn parse(
+        first: Option<i32>,
+        after: Option<&str>,
+        kind: &str,
+    ) -> Result<Self, PageRequestError> {
         let limit = match first {
             None => Self::DEFAULT_LIMIT,
             Some(n) if (0..=Self::MAX_LIMIT as i32).contains(&n) => n as u32,
-            Some(_) => return Err(PageRequestError::FirstOutOfRange { max: Self::MAX_LIMIT }),
+            Some(_) => {
+                return Err(PageRequestError::FirstOutOfRange {
+                    max: Self::MAX_LIMIT,
+                })
+            }
         };
         let after = match after {
             None => None,
-            Some(raw) => Some(Cursor::decode(kind, raw).map_err(|_| PageRequestError::BadCursor)?.id),
+            Some(raw) => Some(
+                Cursor::decode(kind, raw)
+                    .map_err(|_| PageRequestError::BadCursor)?
+                    .id,
+            ),
         };
         Ok(PageRequest { limit, after })
     }
@@ -53,11 +65,17 @@ impl<T> Page<T> {
     pub fn from_rows(mut rows: Vec<T>, request: &PageRequest) -> Self {
         let has_next_page = rows.len() > request.limit as usize;
         rows.truncate(request.limit as usize);
-        Page { items: rows, has_next_page }
+        Page {
+            items: rows,
+            has_next_page,
+        }
     }
 
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page { items: self.items.into_iter().map(f).collect(), has_next_page: self.has_next_page }
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            has_next_page: self.has_next_page,
+        }
     }
 }
 
@@ -68,15 +86,24 @@ mod tests {
     #[test]
     fn first_is_bounded() {
         assert_eq!(PageRequest::parse(None, None, "x").map(|p| p.limit), Ok(20));
-        assert_eq!(PageRequest::parse(Some(100), None, "x").map(|p| p.limit), Ok(100));
+        assert_eq!(
+            PageRequest::parse(Some(100), None, "x").map(|p| p.limit),
+            Ok(100)
+        );
         assert!(PageRequest::parse(Some(101), None, "x").is_err());
         assert!(PageRequest::parse(Some(-1), None, "x").is_err());
-        assert_eq!(PageRequest::parse(Some(1), Some("garbage!"), "x"), Err(PageRequestError::BadCursor));
+        assert_eq!(
+            PageRequest::parse(Some(1), Some("garbage!"), "x"),
+            Err(PageRequestError::BadCursor)
+        );
     }
 
     #[test]
     fn page_trims_the_probe_row() {
-        let request = PageRequest { limit: 2, after: None };
+        let request = PageRequest {
+            limit: 2,
+            after: None,
+        };
         let page = Page::from_rows(vec![1, 2, 3], &request);
         assert_eq!(page.items, vec![1, 2]);
         assert!(page.has_next_page);

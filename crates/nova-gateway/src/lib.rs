@@ -1,1 +1,123 @@
-//! nova-gateway
+//! HTTP edge: the axum router with `/graphql` (GraphQL over HTTP), `/healthz`, `/readyz` and
+//! `/metrics`, request ids, authentication and per-request logging.
+//!
+//! Invariants:
+//! - this crate knows HTTP, not storage: readiness and authentication come in as traits;
+//! - no client mistake produces a 500: malformed requests get 4xx with a GraphQL-shaped body;
+//! - one log line per GraphQL request, without query text, variables, tokens or emails.
+
+mod graphql;
+mod ops;
+
+pub use ops::OperationTracker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures::future::BoxFuture;
+use metrics_exporter_prometheus::PrometheusHandle;
+use nova_core::Viewer;
+use nova_graphql::{NovaSchema, Services};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+/// Verifies bearer tokens. Implemented by the composition root over the accounts domain.
+pub trait Authenticator: Send + Sync {
+    fn authenticate(&self, bearer_token: &str) -> Result<Viewer, ()>;
+}
+
+/// Reports whether the node can serve traffic (storage reachable, migrations applied).
+pub trait Readiness: Send + Sync {
+    fn check(&self) -> BoxFuture<'_, anyhow::Result<()>>;
+}
+
+/// HTTP limits.
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayConfig {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+#[derive(Clone)]
+pub struct GatewayState {
+    pub schema: NovaSchema,
+    pub services: Services,
+    pub authenticator: Arc<dyn Authenticator>,
+    pub readiness: Arc<dyn Readiness>,
+    pub metrics: PrometheusHandle,
+    pub config: GatewayConfig,
+}
+
+/// The whole HTTP surface of a node.
+pub fn router(state: GatewayState) -> Router {
+    Router::new()
+        .route(
+            "/graphql",
+            get(graphql::get_graphql).post(graphql::post_graphql),
+        )
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+        .layer(CatchPanicLayer::new())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<GatewayState>) -> Response {
+    match state.readiness.check().await {
+        Ok(()) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({ "status": "not ready" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<GatewayState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Installs the process-wide Prometheus recorder once and returns its handle. The `metrics`
+/// facade is global by design; every app in the process (tests start several) shares it.
+pub fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    let buckets = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&buckets)
+        .map_err(|e| anyhow::anyhow!("metrics buckets: {e}"))?
+        .build_recorder();
+    let handle = recorder.handle();
+    if metrics::set_global_recorder(recorder).is_ok() {
+        let _ = HANDLE.set(handle);
+    }
+    HANDLE
+        .get()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("another metrics recorder is installed"))
+}

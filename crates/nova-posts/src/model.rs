@@ -18,14 +18,21 @@ impl PostBody {
 
     pub fn parse(raw: &str) -> Result<Self, PostError> {
         if raw.len() > Self::MAX_BYTES {
-            return Err(PostError::invalid("body must be at most 500 characters (8 KiB)"));
+            return Err(PostError::invalid(
+                "body must be at most 500 characters (8 KiB)",
+            ));
         }
         let body: String = raw.nfc().collect();
         if body.trim().is_empty() {
             return Err(PostError::invalid("body must not be empty"));
         }
-        if body.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-            return Err(PostError::invalid("body must not contain control characters"));
+        if body
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(PostError::invalid(
+                "body must not contain control characters",
+            ));
         }
         if body.graphemes(true).count() > Self::MAX_GRAPHEMES {
             return Err(PostError::invalid("body must be at most 500 characters"));
@@ -73,9 +80,13 @@ pub struct IdempotencyKey(String);
 impl IdempotencyKey {
     pub fn parse(raw: &str) -> Result<Self, PostError> {
         let ok = (1..=64).contains(&raw.len())
-            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
         if !ok {
-            return Err(PostError::invalid("idempotencyKey must be 1-64 characters of A-Z, a-z, 0-9, - _ . :"));
+            return Err(PostError::invalid(
+                "idempotencyKey must be 1-64 characters of A-Z, a-z, 0-9, - _ . :",
+            ));
         }
         Ok(IdempotencyKey(raw.to_owned()))
     }
@@ -123,7 +134,10 @@ mod tests {
         assert!(PostBody::parse(&"a".repeat(500)).is_ok());
         assert!(PostBody::parse(&"a".repeat(501)).is_err());
         // 500 family emoji are 500 graphemes even though each is several code points.
-        assert!(PostBody::parse(&"👨‍👩‍👧".repeat(300)).is_err(), "too many bytes");
+        assert!(
+            PostBody::parse(&"👨‍👩‍👧".repeat(300)).is_err(),
+            "too many bytes"
+        );
         assert!(PostBody::parse(&"👍".repeat(500)).is_ok());
     }
 

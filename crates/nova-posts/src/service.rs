@@ -43,7 +43,11 @@ impl PostsService {
         PostsService { posts, graph, ids }
     }
 
-    async fn relationship(&self, viewer: Option<Id>, author: Id) -> Result<Relationship, PostError> {
+    async fn relationship(
+        &self,
+        viewer: Option<Id>,
+        author: Id,
+    ) -> Result<Relationship, PostError> {
         match viewer {
             Some(v) => Ok(self.graph.relationship(v, author).await?),
             None => Ok(Relationship::default()),
@@ -62,12 +66,21 @@ impl PostsService {
         }
     }
 
-    pub async fn create_post(&self, viewer: Viewer, input: CreatePostInput<'_>) -> Result<Post, PostError> {
+    pub async fn create_post(
+        &self,
+        viewer: Viewer,
+        input: CreatePostInput<'_>,
+    ) -> Result<Post, PostError> {
         let body = PostBody::parse(input.body)?;
-        let idempotency_key = input.idempotency_key.map(IdempotencyKey::parse).transpose()?;
+        let idempotency_key = input
+            .idempotency_key
+            .map(IdempotencyKey::parse)
+            .transpose()?;
         if let Some(parent_id) = input.reply_to {
             let parent = self.get_post(Some(viewer), parent_id).await?;
-            let relationship = self.relationship(Some(viewer.user_id), parent.author_id).await?;
+            let relationship = self
+                .relationship(Some(viewer.user_id), parent.author_id)
+                .await?;
             if relationship.blocked_either_way() {
                 return Err(PostError::NotFound);
             }
@@ -110,7 +123,10 @@ impl PostsService {
         if post.body == body.as_str() {
             return Ok(post);
         }
-        self.posts.update_post_body(id, &body, now_millis()).await?.ok_or(PostError::NotFound)
+        self.posts
+            .update_post_body(id, &body, now_millis())
+            .await?
+            .ok_or(PostError::NotFound)
     }
 
     pub async fn delete_post(&self, viewer: Viewer, id: Id) -> Result<(), PostError> {
@@ -122,7 +138,9 @@ impl PostsService {
     /// Likes a visible post. Idempotent: liking twice counts once.
     pub async fn like(&self, viewer: Viewer, id: Id) -> Result<Post, PostError> {
         let post = self.get_post(Some(viewer), id).await?;
-        self.posts.put_like(id, viewer.user_id, now_millis()).await?;
+        self.posts
+            .put_like(id, viewer.user_id, now_millis())
+            .await?;
         Ok(post)
     }
 
@@ -132,28 +150,60 @@ impl PostsService {
         Ok(post)
     }
 
-    pub async fn stats(&self, ids: &[Id], viewer: Option<Viewer>) -> Result<Vec<(Id, PostStats)>, PostError> {
+    pub async fn stats(
+        &self,
+        ids: &[Id],
+        viewer: Option<Viewer>,
+    ) -> Result<Vec<(Id, PostStats)>, PostError> {
         Ok(self.posts.get_stats(ids, viewer.map(|v| v.user_id)).await?)
     }
 
-    pub async fn home_feed(&self, viewer: Viewer, page: &PageRequest) -> Result<Page<Post>, PostError> {
+    pub async fn home_feed(
+        &self,
+        viewer: Viewer,
+        page: &PageRequest,
+    ) -> Result<Page<Post>, PostError> {
         Ok(self.posts.list_home_feed(viewer.user_id, page).await?)
     }
 
     /// An author's timeline; empty when the author and the viewer blocked each other.
-    pub async fn author_posts(&self, author: Id, viewer: Option<Viewer>, page: &PageRequest) -> Result<Page<Post>, PostError> {
+    pub async fn author_posts(
+        &self,
+        author: Id,
+        viewer: Option<Viewer>,
+        page: &PageRequest,
+    ) -> Result<Page<Post>, PostError> {
         if !self.graph.can_see(viewer, author).await? {
-            return Ok(Page { items: Vec::new(), has_next_page: false });
+            return Ok(Page {
+                items: Vec::new(),
+                has_next_page: false,
+            });
         }
-        Ok(self.posts.list_author_posts(author, viewer.map(|v| v.user_id), page).await?)
+        Ok(self
+            .posts
+            .list_author_posts(author, viewer.map(|v| v.user_id), page)
+            .await?)
     }
 
-    pub async fn replies(&self, parent: Id, viewer: Option<Viewer>, page: &PageRequest) -> Result<Page<Post>, PostError> {
-        Ok(self.posts.list_replies(parent, viewer.map(|v| v.user_id), page).await?)
+    pub async fn replies(
+        &self,
+        parent: Id,
+        viewer: Option<Viewer>,
+        page: &PageRequest,
+    ) -> Result<Page<Post>, PostError> {
+        Ok(self
+            .posts
+            .list_replies(parent, viewer.map(|v| v.user_id), page)
+            .await?)
     }
 
     /// Earlier versions of a post the viewer may see.
-    pub async fn versions(&self, viewer: Option<Viewer>, id: Id, page: &PageRequest) -> Result<Page<PostVersion>, PostError> {
+    pub async fn versions(
+        &self,
+        viewer: Option<Viewer>,
+        id: Id,
+        page: &PageRequest,
+    ) -> Result<Page<PostVersion>, PostError> {
         self.get_post(viewer, id).await?;
         Ok(self.posts.list_versions(id, page).await?)
     }
@@ -164,7 +214,15 @@ mod tests {
     use super::*;
 
     fn post(visibility: Visibility) -> Post {
-        Post { id: Id(1), author_id: Id(10), body: "x".into(), visibility, reply_to_id: None, created_at: 0, edited_at: None }
+        Post {
+            id: Id(1),
+            author_id: Id(10),
+            body: "x".into(),
+            visibility,
+            reply_to_id: None,
+            created_at: 0,
+            edited_at: None,
+        }
     }
 
     #[test]
@@ -172,16 +230,29 @@ mod tests {
         let p = post(Visibility::Followers);
         assert!(!can_view(&p, None, &Relationship::default()));
         assert!(!can_view(&p, Some(Id(2)), &Relationship::default()));
-        let follows = Relationship { viewer_follows: true, ..Default::default() };
+        let follows = Relationship {
+            viewer_follows: true,
+            ..Default::default()
+        };
         assert!(can_view(&p, Some(Id(2)), &follows));
-        assert!(can_view(&p, Some(Id(10)), &Relationship::default()), "author sees own post");
+        assert!(
+            can_view(&p, Some(Id(10)), &Relationship::default()),
+            "author sees own post"
+        );
     }
 
     #[test]
     fn blocks_hide_posts_either_way() {
         let p = post(Visibility::Public);
-        let blocked = Relationship { viewer_blocks: true, ..Default::default() };
-        let blocked_by = Relationship { blocks_viewer: true, viewer_follows: true, ..Default::default() };
+        let blocked = Relationship {
+            viewer_blocks: true,
+            ..Default::default()
+        };
+        let blocked_by = Relationship {
+            blocks_viewer: true,
+            viewer_follows: true,
+            ..Default::default()
+        };
         assert!(!can_view(&p, Some(Id(2)), &blocked));
         assert!(!can_view(&p, Some(Id(2)), &blocked_by));
         assert!(can_view(&p, None, &Relationship::default()));

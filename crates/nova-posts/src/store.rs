@@ -35,18 +35,41 @@ pub trait PostStore: Send + Sync {
     /// A live (not deleted) post.
     async fn get_post(&self, id: Id) -> anyhow::Result<Option<Post>>;
     /// Records the current body as a version and replaces it, in one transaction.
-    async fn update_post_body(&self, id: Id, body: &PostBody, now: UnixMillis) -> anyhow::Result<Option<Post>>;
+    async fn update_post_body(
+        &self,
+        id: Id,
+        body: &PostBody,
+        now: UnixMillis,
+    ) -> anyhow::Result<Option<Post>>;
     /// Soft-deletes; returns whether a live post was deleted.
     async fn delete_post(&self, id: Id, now: UnixMillis) -> anyhow::Result<bool>;
     async fn put_like(&self, post_id: Id, user_id: Id, now: UnixMillis) -> anyhow::Result<bool>;
     async fn delete_like(&self, post_id: Id, user_id: Id) -> anyhow::Result<bool>;
-    async fn get_stats(&self, post_ids: &[Id], viewer: Option<Id>) -> anyhow::Result<Vec<(Id, PostStats)>>;
+    async fn get_stats(
+        &self,
+        post_ids: &[Id],
+        viewer: Option<Id>,
+    ) -> anyhow::Result<Vec<(Id, PostStats)>>;
     /// The viewer's posts and those of accounts they follow, newest first, without muted authors.
     async fn list_home_feed(&self, viewer: Id, page: &PageRequest) -> anyhow::Result<Page<Post>>;
     /// An author's posts visible to the viewer, newest first.
-    async fn list_author_posts(&self, author: Id, viewer: Option<Id>, page: &PageRequest) -> anyhow::Result<Page<Post>>;
+    async fn list_author_posts(
+        &self,
+        author: Id,
+        viewer: Option<Id>,
+        page: &PageRequest,
+    ) -> anyhow::Result<Page<Post>>;
     /// Replies to a post visible to the viewer, oldest first (conversation order).
-    async fn list_replies(&self, parent: Id, viewer: Option<Id>, page: &PageRequest) -> anyhow::Result<Page<Post>>;
+    async fn list_replies(
+        &self,
+        parent: Id,
+        viewer: Option<Id>,
+        page: &PageRequest,
+    ) -> anyhow::Result<Page<Post>>;
     /// Earlier versions of a post, newest first.
-    async fn list_versions(&self, post_id: Id, page: &PageRequest) -> anyhow::Result<Page<PostVersion>>;
+    async fn list_versions(
+        &self,
+        post_id: Id,
+        page: &PageRequest,
+    ) -> anyhow::Result<Page<PostVersion>>;
 }

@@ -85,7 +85,10 @@ pub struct TokenService {
 
 impl TokenService {
     pub fn new(config: AuthConfig) -> anyhow::Result<Self> {
-        anyhow::ensure!(config.jwt_secret.len() >= 32, "the JWT secret must be at least 32 bytes");
+        anyhow::ensure!(
+            config.jwt_secret.len() >= 32,
+            "the JWT secret must be at least 32 bytes"
+        );
         let params = argon2::Params::new(
             config.argon2.memory_kib,
             config.argon2.iterations,
@@ -93,7 +96,8 @@ impl TokenService {
             None,
         )
         .map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
-        let argon2 = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let argon2 =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         // Pinned algorithm: a token that names any other `alg` (including `none`) is refused.
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[config.issuer.as_str()]);
@@ -135,13 +139,21 @@ impl TokenService {
     /// Verifies a password against a stored PHC string. CPU-heavy: call from a blocking thread.
     pub fn verify_password(&self, password: &str, phc: &str) -> bool {
         match PasswordHash::new(phc) {
-            Ok(parsed) => self.argon2.verify_password(password.as_bytes(), &parsed).is_ok(),
+            Ok(parsed) => self
+                .argon2
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
             Err(_) => false,
         }
     }
 
     /// Issues an access token for an account within a session family.
-    pub fn issue_access_token(&self, user_id: Id, family_id: Id, now: UnixMillis) -> anyhow::Result<(String, UnixMillis)> {
+    pub fn issue_access_token(
+        &self,
+        user_id: Id,
+        family_id: Id,
+        now: UnixMillis,
+    ) -> anyhow::Result<(String, UnixMillis)> {
         let now_secs = u64::try_from(now / 1000).unwrap_or(0);
         let exp = now_secs + self.config.access_token_ttl_secs;
         let claims = Claims {
@@ -155,7 +167,10 @@ impl TokenService {
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .context("sign access token")?;
-        Ok((token, i64::try_from(exp).unwrap_or(i64::MAX).saturating_mul(1000)))
+        Ok((
+            token,
+            i64::try_from(exp).unwrap_or(i64::MAX).saturating_mul(1000),
+        ))
     }
 
     /// Verifies an access token and returns the viewer it stands for.
@@ -196,7 +211,11 @@ mod tests {
             access_token_ttl_secs: ttl,
             refresh_token_ttl_secs: 3600,
             leeway_secs: leeway,
-            argon2: Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 },
+            argon2: Argon2Params {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
         })
         .expect("valid config")
     }
@@ -213,11 +232,24 @@ mod tests {
         let tokens = service(60, 0);
         let now = nova_core::now_millis();
         let (token, _) = tokens.issue_access_token(Id(42), Id(1), now).expect("sign");
-        assert_eq!(tokens.verify_access_token(&token).ok(), Some(Viewer { user_id: Id(42) }));
-        let (old, _) = tokens.issue_access_token(Id(42), Id(1), now - 120_000).expect("sign");
-        assert!(tokens.verify_access_token(&old).is_err(), "expired token accepted");
-        let (future, _) = tokens.issue_access_token(Id(42), Id(1), now + 120_000).expect("sign");
-        assert!(tokens.verify_access_token(&future).is_err(), "not-yet-valid token accepted");
+        assert_eq!(
+            tokens.verify_access_token(&token).ok(),
+            Some(Viewer { user_id: Id(42) })
+        );
+        let (old, _) = tokens
+            .issue_access_token(Id(42), Id(1), now - 120_000)
+            .expect("sign");
+        assert!(
+            tokens.verify_access_token(&old).is_err(),
+            "expired token accepted"
+        );
+        let (future, _) = tokens
+            .issue_access_token(Id(42), Id(1), now + 120_000)
+            .expect("sign");
+        assert!(
+            tokens.verify_access_token(&future).is_err(),
+            "not-yet-valid token accepted"
+        );
     }
 
     #[test]
@@ -226,12 +258,16 @@ mod tests {
         let mut other_config = tokens.config().clone();
         other_config.jwt_secret = vec![9; 32];
         let other = TokenService::new(other_config).expect("valid");
-        let (foreign, _) = other.issue_access_token(Id(1), Id(1), nova_core::now_millis()).expect("sign");
+        let (foreign, _) = other
+            .issue_access_token(Id(1), Id(1), nova_core::now_millis())
+            .expect("sign");
         assert!(tokens.verify_access_token(&foreign).is_err());
         // alg: none with the same claims.
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let body = foreign.split('.').nth(1).unwrap_or_default();
-        assert!(tokens.verify_access_token(&format!("{header}.{body}.")).is_err());
+        assert!(tokens
+            .verify_access_token(&format!("{header}.{body}."))
+            .is_err());
         assert!(tokens.verify_access_token("garbage").is_err());
     }
 

@@ -15,7 +15,11 @@ pub struct GraphService {
 }
 
 impl GraphService {
-    pub fn new(graph: Arc<dyn GraphStore>, users: Arc<dyn UserStore>, ids: Arc<IdGenerator>) -> Self {
+    pub fn new(
+        graph: Arc<dyn GraphStore>,
+        users: Arc<dyn UserStore>,
+        ids: Arc<IdGenerator>,
+    ) -> Self {
         GraphService { graph, users, ids }
     }
 
@@ -24,10 +28,20 @@ impl GraphService {
         if viewer == other {
             return Ok(Relationship::default());
         }
-        Ok(self.graph.get_relationships(viewer, &[other]).await?.into_iter().next().unwrap_or_default())
+        Ok(self
+            .graph
+            .get_relationships(viewer, &[other])
+            .await?
+            .into_iter()
+            .next()
+            .unwrap_or_default())
     }
 
-    pub async fn relationships(&self, viewer: Id, others: &[Id]) -> Result<Vec<Relationship>, UserError> {
+    pub async fn relationships(
+        &self,
+        viewer: Id,
+        others: &[Id],
+    ) -> Result<Vec<Relationship>, UserError> {
         Ok(self.graph.get_relationships(viewer, others).await?)
     }
 
@@ -35,11 +49,19 @@ impl GraphService {
     pub async fn can_see(&self, viewer: Option<Viewer>, other: Id) -> Result<bool, UserError> {
         match viewer {
             None => Ok(true),
-            Some(v) => Ok(!self.relationship(v.user_id, other).await?.blocked_either_way()),
+            Some(v) => Ok(!self
+                .relationship(v.user_id, other)
+                .await?
+                .blocked_either_way()),
         }
     }
 
-    async fn target(&self, viewer: Viewer, target: Id, action: &'static str) -> Result<Relationship, UserError> {
+    async fn target(
+        &self,
+        viewer: Viewer,
+        target: Id,
+        action: &'static str,
+    ) -> Result<Relationship, UserError> {
         if viewer.user_id == target {
             return Err(UserError::invalid(format!("you cannot {action} yourself")));
         }
@@ -55,9 +77,13 @@ impl GraphService {
             return Err(UserError::NotFound);
         }
         if rel.viewer_blocks {
-            return Err(UserError::Forbidden("unblock this account before following it"));
+            return Err(UserError::Forbidden(
+                "unblock this account before following it",
+            ));
         }
-        self.graph.put_follow(self.ids.next_id(), viewer.user_id, target, now_millis()).await?;
+        self.graph
+            .put_follow(self.ids.next_id(), viewer.user_id, target, now_millis())
+            .await?;
         Ok(())
     }
 
@@ -69,7 +95,9 @@ impl GraphService {
 
     pub async fn block(&self, viewer: Viewer, target: Id) -> Result<(), UserError> {
         self.target(viewer, target, "block").await?;
-        self.graph.put_block(viewer.user_id, target, now_millis()).await?;
+        self.graph
+            .put_block(viewer.user_id, target, now_millis())
+            .await?;
         Ok(())
     }
 
@@ -84,7 +112,9 @@ impl GraphService {
         if rel.blocks_viewer {
             return Err(UserError::NotFound);
         }
-        self.graph.put_mute(viewer.user_id, target, now_millis()).await?;
+        self.graph
+            .put_mute(viewer.user_id, target, now_millis())
+            .await?;
         Ok(())
     }
 
@@ -94,11 +124,27 @@ impl GraphService {
         Ok(())
     }
 
-    pub async fn followers(&self, user: Id, viewer: Option<Viewer>, page: &PageRequest) -> Result<Page<FollowEdge>, UserError> {
-        Ok(self.graph.list_followers(user, viewer.map(|v| v.user_id), page).await?)
+    pub async fn followers(
+        &self,
+        user: Id,
+        viewer: Option<Viewer>,
+        page: &PageRequest,
+    ) -> Result<Page<FollowEdge>, UserError> {
+        Ok(self
+            .graph
+            .list_followers(user, viewer.map(|v| v.user_id), page)
+            .await?)
     }
 
-    pub async fn following(&self, user: Id, viewer: Option<Viewer>, page: &PageRequest) -> Result<Page<FollowEdge>, UserError> {
-        Ok(self.graph.list_following(user, viewer.map(|v| v.user_id), page).await?)
+    pub async fn following(
+        &self,
+        user: Id,
+        viewer: Option<Viewer>,
+        page: &PageRequest,
+    ) -> Result<Page<FollowEdge>, UserError> {
+        Ok(self
+            .graph
+            .list_following(user, viewer.map(|v| v.user_id), page)
+            .await?)
     }
 }

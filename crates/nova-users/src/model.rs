@@ -16,7 +16,9 @@ impl Username {
 
     pub fn parse(raw: &str) -> Result<Self, UserError> {
         if raw.len() > 4 * Self::MAX_LEN {
-            return Err(UserError::invalid("username must be 3-30 characters of a-z, 0-9 and _"));
+            return Err(UserError::invalid(
+                "username must be 3-30 characters of a-z, 0-9 and _",
+            ));
         }
         let normalised: String = raw.nfkc().collect::<String>().to_lowercase();
         let len = normalised.chars().count();
@@ -24,7 +26,9 @@ impl Username {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&len) || !charset_ok {
-            return Err(UserError::invalid("username must be 3-30 characters of a-z, 0-9 and _"));
+            return Err(UserError::invalid(
+                "username must be 3-30 characters of a-z, 0-9 and _",
+            ));
         }
         Ok(Username(normalised))
     }
@@ -54,7 +58,8 @@ impl Email {
 
     pub fn parse(raw: &str) -> Result<Self, UserError> {
         let trimmed = raw.trim();
-        let invalid = || UserError::invalid("email must be a valid address of at most 254 characters");
+        let invalid =
+            || UserError::invalid("email must be a valid address of at most 254 characters");
         if trimmed.len() > Self::MAX_LEN || trimmed.chars().any(char::is_control) {
             return Err(invalid());
         }
@@ -89,7 +94,8 @@ impl Password {
 
     pub fn parse(raw: &str) -> Result<Self, UserError> {
         let chars = raw.chars().count();
-        if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&chars) || raw.len() > 4 * Self::MAX_CHARS {
+        if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&chars) || raw.len() > 4 * Self::MAX_CHARS
+        {
             return Err(UserError::invalid("password must be 8-128 characters"));
         }
         Ok(Password(raw.to_owned()))
@@ -100,16 +106,30 @@ impl Password {
     }
 }
 
-fn bounded_text(raw: &str, field: &str, max_graphemes: usize, allow_newlines: bool) -> Result<String, UserError> {
+fn bounded_text(
+    raw: &str,
+    field: &str,
+    max_graphemes: usize,
+    allow_newlines: bool,
+) -> Result<String, UserError> {
     if raw.len() > max_graphemes * 16 {
-        return Err(UserError::invalid(format!("{field} must be at most {max_graphemes} characters")));
+        return Err(UserError::invalid(format!(
+            "{field} must be at most {max_graphemes} characters"
+        )));
     }
     let text: String = raw.trim().nfc().collect();
-    if text.chars().any(|c| c.is_control() && !(allow_newlines && c == '\n')) {
-        return Err(UserError::invalid(format!("{field} must not contain control characters")));
+    if text
+        .chars()
+        .any(|c| c.is_control() && !(allow_newlines && c == '\n'))
+    {
+        return Err(UserError::invalid(format!(
+            "{field} must not contain control characters"
+        )));
     }
     if text.graphemes(true).count() > max_graphemes {
-        return Err(UserError::invalid(format!("{field} must be at most {max_graphemes} characters")));
+        return Err(UserError::invalid(format!(
+            "{field} must be at most {max_graphemes} characters"
+        )));
     }
     Ok(text)
 }
@@ -128,22 +148,34 @@ impl ProfilePatch {
     pub const MAX_BIO: usize = 160;
     pub const MAX_URL_BYTES: usize = 2048;
 
-    pub fn parse(display_name: Option<&str>, bio: Option<&str>, avatar_url: Option<Option<&str>>) -> Result<Self, UserError> {
+    pub fn parse(
+        display_name: Option<&str>,
+        bio: Option<&str>,
+        avatar_url: Option<Option<&str>>,
+    ) -> Result<Self, UserError> {
         let display_name = display_name
             .map(|v| bounded_text(v, "displayName", Self::MAX_DISPLAY_NAME, false))
             .transpose()?;
-        let bio = bio.map(|v| bounded_text(v, "bio", Self::MAX_BIO, true)).transpose()?;
+        let bio = bio
+            .map(|v| bounded_text(v, "bio", Self::MAX_BIO, true))
+            .transpose()?;
         let avatar_url = match avatar_url {
             None => None,
             Some(None) => Some(None),
             Some(Some(raw)) if raw.trim().is_empty() => Some(None),
             Some(Some(raw)) => Some(Some(Self::parse_url(raw.trim())?)),
         };
-        Ok(ProfilePatch { display_name, bio, avatar_url })
+        Ok(ProfilePatch {
+            display_name,
+            bio,
+            avatar_url,
+        })
     }
 
     fn parse_url(raw: &str) -> Result<String, UserError> {
-        let invalid = || UserError::invalid("avatarUrl must be an absolute http(s) URL of at most 2048 bytes");
+        let invalid = || {
+            UserError::invalid("avatarUrl must be an absolute http(s) URL of at most 2048 bytes")
+        };
         if raw.len() > Self::MAX_URL_BYTES {
             return Err(invalid());
         }
@@ -206,14 +238,29 @@ mod tests {
 
     #[test]
     fn usernames_are_nfkc_normalised_and_lower_cased() {
-        assert_eq!(Username::parse("Alice_01").map(|u| u.0).ok(), Some("alice_01".into()));
+        assert_eq!(
+            Username::parse("Alice_01").map(|u| u.0).ok(),
+            Some("alice_01".into())
+        );
         // Fullwidth letters normalise to ASCII under NFKC.
-        assert_eq!(Username::parse("ＡＬＩＣＥ").map(|u| u.0).ok(), Some("alice".into()));
+        assert_eq!(
+            Username::parse("ＡＬＩＣＥ").map(|u| u.0).ok(),
+            Some("alice".into())
+        );
     }
 
     #[test]
     fn usernames_reject_confusables_zero_width_and_bad_lengths() {
-        for bad in ["аlice" /* Cyrillic a */, "al\u{200b}ice", "ab", &"a".repeat(31), "al ice", "al-ice", "", "💥💥💥"] {
+        for bad in [
+            "аlice", /* Cyrillic a */
+            "al\u{200b}ice",
+            "ab",
+            &"a".repeat(31),
+            "al ice",
+            "al-ice",
+            "",
+            "💥💥💥",
+        ] {
             assert!(Username::parse(bad).is_err(), "{bad:?} should be rejected");
         }
         assert!(Username::parse(&"a".repeat(30)).is_ok());
@@ -221,8 +268,18 @@ mod tests {
 
     #[test]
     fn email_is_validated_and_domain_lower_cased() {
-        assert_eq!(Email::parse("Bob@Example.COM").map(|e| e.0).ok(), Some("Bob@example.com".into()));
-        for bad in ["", "bob", "bob@", "@x.com", "a b@x.com", &format!("{}@x.com", "a".repeat(260))] {
+        assert_eq!(
+            Email::parse("Bob@Example.COM").map(|e| e.0).ok(),
+            Some("Bob@example.com".into())
+        );
+        for bad in [
+            "",
+            "bob",
+            "bob@",
+            "@x.com",
+            "a b@x.com",
+            &format!("{}@x.com", "a".repeat(260)),
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -232,7 +289,11 @@ mod tests {
         assert!(ProfilePatch::parse(Some(&"x".repeat(51)), None, None).is_err());
         assert!(ProfilePatch::parse(None, Some(&"é".repeat(161)), None).is_err());
         assert!(ProfilePatch::parse(None, None, Some(Some("javascript:alert(1)"))).is_err());
-        let ok = ProfilePatch::parse(Some(" Ann "), Some("<b>hi</b>"), Some(Some("https://x.test/a.png")));
+        let ok = ProfilePatch::parse(
+            Some(" Ann "),
+            Some("<b>hi</b>"),
+            Some(Some("https://x.test/a.png")),
+        );
         assert_eq!(ok.ok().and_then(|p| p.display_name), Some("Ann".into()));
     }
 }

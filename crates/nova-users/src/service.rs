@@ -31,7 +31,12 @@ impl UsersService {
         tokens: Arc<TokenService>,
         ids: Arc<IdGenerator>,
     ) -> Self {
-        UsersService { users, sessions, tokens, ids }
+        UsersService {
+            users,
+            sessions,
+            tokens,
+            ids,
+        }
     }
 
     pub fn tokens(&self) -> &TokenService {
@@ -39,23 +44,38 @@ impl UsersService {
     }
 
     /// Creates an account and signs it in.
-    pub async fn register(&self, username: &str, email: &str, password: &str) -> Result<SignedIn, UserError> {
+    pub async fn register(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<SignedIn, UserError> {
         let username = Username::parse(username)?;
         let email = Email::parse(email)?;
         let password = Password::parse(password)?;
         let tokens = Arc::clone(&self.tokens);
-        let password_hash = tokio::task::spawn_blocking(move || tokens.hash_password(password.expose()))
-            .await
-            .context("password hashing task")??;
+        let password_hash =
+            tokio::task::spawn_blocking(move || tokens.hash_password(password.expose()))
+                .await
+                .context("password hashing task")??;
         let now = now_millis();
-        let user = NewUser { id: self.ids.next_id(), username, email, password_hash, created_at: now };
+        let user = NewUser {
+            id: self.ids.next_id(),
+            username,
+            email,
+            password_hash,
+            created_at: now,
+        };
         match self.users.insert_user(&user).await? {
             InsertUserOutcome::Inserted => {}
             InsertUserOutcome::UsernameTaken => return Err(UserError::UsernameTaken),
             InsertUserOutcome::EmailTaken => return Err(UserError::EmailTaken),
         }
         let tokens = self.start_session(user.id, self.ids.next_id(), now).await?;
-        Ok(SignedIn { user_id: user.id, tokens })
+        Ok(SignedIn {
+            user_id: user.id,
+            tokens,
+        })
     }
 
     /// Signs in with a username or an email and a password.
@@ -65,7 +85,10 @@ impl UsersService {
         }
         let login = match Username::parse(login) {
             Ok(username) => username.as_str().to_owned(),
-            Err(_) => Email::parse(login).map_err(|_| UserError::InvalidCredentials)?.as_str().to_owned(),
+            Err(_) => Email::parse(login)
+                .map_err(|_| UserError::InvalidCredentials)?
+                .as_str()
+                .to_owned(),
         };
         let found = self.users.get_credentials(&login).await?;
         let tokens = Arc::clone(&self.tokens);
@@ -79,7 +102,9 @@ impl UsersService {
             .context("password verification task")?;
         match (user_id, verified) {
             (Some(user_id), true) => {
-                let tokens = self.start_session(user_id, self.ids.next_id(), now_millis()).await?;
+                let tokens = self
+                    .start_session(user_id, self.ids.next_id(), now_millis())
+                    .await?;
                 Ok(SignedIn { user_id, tokens })
             }
             _ => Err(UserError::InvalidCredentials),
@@ -113,7 +138,10 @@ impl UsersService {
             return Err(UserError::InvalidRefreshToken);
         }
         let tokens = self.tokens_for(record.user_id, record.family_id, token, &next, now)?;
-        Ok(SignedIn { user_id: record.user_id, tokens })
+        Ok(SignedIn {
+            user_id: record.user_id,
+            tokens,
+        })
     }
 
     /// Revokes the session family of a refresh token. Unknown tokens are ignored (idempotent).
@@ -121,8 +149,14 @@ impl UsersService {
         if refresh_token.len() > 256 {
             return Err(UserError::InvalidRefreshToken);
         }
-        if let Some(record) = self.sessions.get_session_by_hash(&hash_refresh_token(refresh_token)).await? {
-            self.sessions.revoke_family(record.family_id, now_millis()).await?;
+        if let Some(record) = self
+            .sessions
+            .get_session_by_hash(&hash_refresh_token(refresh_token))
+            .await?
+        {
+            self.sessions
+                .revoke_family(record.family_id, now_millis())
+                .await?;
         }
         Ok(())
     }
@@ -155,10 +189,17 @@ impl UsersService {
             .update_profile(viewer.user_id, &patch, now_millis())
             .await?
             .ok_or(UserError::NotFound)?;
-        self.get_user(viewer.user_id).await?.ok_or(UserError::NotFound)
+        self.get_user(viewer.user_id)
+            .await?
+            .ok_or(UserError::NotFound)
     }
 
-    async fn start_session(&self, user_id: Id, family_id: Id, now: i64) -> Result<Tokens, UserError> {
+    async fn start_session(
+        &self,
+        user_id: Id,
+        family_id: Id,
+        now: i64,
+    ) -> Result<Tokens, UserError> {
         let (token, token_hash) = new_refresh_token();
         let session = self.new_session(user_id, family_id, token_hash, now);
         self.sessions.insert_session(&session).await?;
@@ -166,7 +207,13 @@ impl UsersService {
     }
 
     fn new_session(&self, user_id: Id, family_id: Id, token_hash: Vec<u8>, now: i64) -> NewSession {
-        let ttl_ms = i64::try_from(self.tokens.config().refresh_token_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let ttl_ms = i64::try_from(
+            self.tokens
+                .config()
+                .refresh_token_ttl_secs
+                .saturating_mul(1000),
+        )
+        .unwrap_or(i64::MAX);
         NewSession {
             id: self.ids.next_id(),
             family_id,
@@ -177,8 +224,16 @@ impl UsersService {
         }
     }
 
-    fn tokens_for(&self, user_id: Id, family_id: Id, refresh_token: String, session: &NewSession, now: i64) -> Result<Tokens, UserError> {
-        let (access_token, access_token_expires_at) = self.tokens.issue_access_token(user_id, family_id, now)?;
+    fn tokens_for(
+        &self,
+        user_id: Id,
+        family_id: Id,
+        refresh_token: String,
+        session: &NewSession,
+        now: i64,
+    ) -> Result<Tokens, UserError> {
+        let (access_token, access_token_expires_at) =
+            self.tokens.issue_access_token(user_id, family_id, now)?;
         Ok(Tokens {
             access_token,
             access_token_expires_at,
@@ -187,4 +242,3 @@ impl UsersService {
         })
     }
 }
-

@@ -33,7 +33,12 @@ pub trait UserStore: Send + Sync {
     async fn get_credentials(&self, login: &str) -> anyhow::Result<Option<(Id, String)>>;
     async fn get_user_views(&self, ids: &[Id]) -> anyhow::Result<Vec<UserView>>;
     async fn get_user_id_by_username(&self, username: &Username) -> anyhow::Result<Option<Id>>;
-    async fn update_profile(&self, id: Id, patch: &ProfilePatch, now: UnixMillis) -> anyhow::Result<Option<User>>;
+    async fn update_profile(
+        &self,
+        id: Id,
+        patch: &ProfilePatch,
+        now: UnixMillis,
+    ) -> anyhow::Result<Option<User>>;
 }
 
 /// A refresh-token session row.
@@ -60,10 +65,16 @@ pub struct SessionRecord {
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     async fn insert_session(&self, session: &NewSession) -> anyhow::Result<()>;
-    async fn get_session_by_hash(&self, token_hash: &[u8]) -> anyhow::Result<Option<SessionRecord>>;
+    async fn get_session_by_hash(&self, token_hash: &[u8])
+        -> anyhow::Result<Option<SessionRecord>>;
     /// Atomically marks `old_id` rotated and inserts `next`. Returns false (and inserts nothing)
     /// when `old_id` was already rotated or revoked, i.e. another request won the race.
-    async fn rotate_session(&self, old_id: Id, next: &NewSession, now: UnixMillis) -> anyhow::Result<bool>;
+    async fn rotate_session(
+        &self,
+        old_id: Id,
+        next: &NewSession,
+        now: UnixMillis,
+    ) -> anyhow::Result<bool>;
     async fn revoke_family(&self, family_id: Id, now: UnixMillis) -> anyhow::Result<()>;
 }
 
@@ -71,7 +82,13 @@ pub trait SessionStore: Send + Sync {
 pub trait GraphStore: Send + Sync {
     /// Inserts the follow unless it exists; returns whether it was inserted. Counters move only
     /// when a row was inserted, so retries are harmless.
-    async fn put_follow(&self, edge_id: Id, follower: Id, followee: Id, now: UnixMillis) -> anyhow::Result<bool>;
+    async fn put_follow(
+        &self,
+        edge_id: Id,
+        follower: Id,
+        followee: Id,
+        now: UnixMillis,
+    ) -> anyhow::Result<bool>;
     async fn delete_follow(&self, follower: Id, followee: Id) -> anyhow::Result<bool>;
     /// Inserts the block and removes follows in both directions, in one transaction.
     async fn put_block(&self, blocker: Id, blocked: Id, now: UnixMillis) -> anyhow::Result<bool>;
@@ -79,8 +96,22 @@ pub trait GraphStore: Send + Sync {
     async fn put_mute(&self, muter: Id, muted: Id, now: UnixMillis) -> anyhow::Result<bool>;
     async fn delete_mute(&self, muter: Id, muted: Id) -> anyhow::Result<bool>;
     /// Relationships from `viewer` towards each of `others`, in the same order.
-    async fn get_relationships(&self, viewer: Id, others: &[Id]) -> anyhow::Result<Vec<Relationship>>;
+    async fn get_relationships(
+        &self,
+        viewer: Id,
+        others: &[Id],
+    ) -> anyhow::Result<Vec<Relationship>>;
     /// Followers of `user`, newest follow first, hiding accounts blocked either way with `viewer`.
-    async fn list_followers(&self, user: Id, viewer: Option<Id>, page: &PageRequest) -> anyhow::Result<Page<FollowEdge>>;
-    async fn list_following(&self, user: Id, viewer: Option<Id>, page: &PageRequest) -> anyhow::Result<Page<FollowEdge>>;
+    async fn list_followers(
+        &self,
+        user: Id,
+        viewer: Option<Id>,
+        page: &PageRequest,
+    ) -> anyhow::Result<Page<FollowEdge>>;
+    async fn list_following(
+        &self,
+        user: Id,
+        viewer: Option<Id>,
+        page: &PageRequest,
+    ) -> anyhow::Result<Page<FollowEdge>>;
 }

@@ -10,7 +10,12 @@ use super::users::{UserRow, USER_COLUMNS};
 use super::{ids_json, SqliteStore};
 
 /// Moves both follow counters of one edge by `delta`.
-async fn bump_follow_counters(conn: &mut sqlx::SqliteConnection, follower: Id, followee: Id, delta: i64) -> anyhow::Result<()> {
+async fn bump_follow_counters(
+    conn: &mut sqlx::SqliteConnection,
+    follower: Id,
+    followee: Id,
+    delta: i64,
+) -> anyhow::Result<()> {
     sqlx::query("UPDATE user_stats SET following_count = following_count + ?2 WHERE user_id = ?1")
         .bind(follower.0)
         .bind(delta)
@@ -26,7 +31,11 @@ async fn bump_follow_counters(conn: &mut sqlx::SqliteConnection, follower: Id, f
     Ok(())
 }
 
-async fn remove_follow(conn: &mut sqlx::SqliteConnection, follower: Id, followee: Id) -> anyhow::Result<bool> {
+async fn remove_follow(
+    conn: &mut sqlx::SqliteConnection,
+    follower: Id,
+    followee: Id,
+) -> anyhow::Result<bool> {
     let deleted = sqlx::query("DELETE FROM follows WHERE follower_id = ?1 AND followee_id = ?2")
         .bind(follower.0)
         .bind(followee.0)
@@ -48,7 +57,14 @@ struct EdgeRow {
 }
 
 impl SqliteStore {
-    async fn list_edges(&self, join_column: &str, filter_column: &str, user: Id, viewer: Option<Id>, page: &PageRequest) -> anyhow::Result<Page<FollowEdge>> {
+    async fn list_edges(
+        &self,
+        join_column: &str,
+        filter_column: &str,
+        user: Id,
+        viewer: Option<Id>,
+        page: &PageRequest,
+    ) -> anyhow::Result<Page<FollowEdge>> {
         let sql = format!(
             "SELECT f.id AS edge_id, {USER_COLUMNS} FROM follows f \
              JOIN users u ON u.id = f.{join_column} LEFT JOIN user_stats s ON s.user_id = u.id \
@@ -67,7 +83,10 @@ impl SqliteStore {
             .context("list follow edges")?;
         let edges = rows
             .into_iter()
-            .map(|row| FollowEdge { edge_id: Id(row.edge_id), user: UserView::from(row.user) })
+            .map(|row| FollowEdge {
+                edge_id: Id(row.edge_id),
+                user: UserView::from(row.user),
+            })
             .collect();
         Ok(Page::from_rows(edges, page))
     }
@@ -75,7 +94,13 @@ impl SqliteStore {
 
 #[async_trait]
 impl GraphStore for SqliteStore {
-    async fn put_follow(&self, edge_id: Id, follower: Id, followee: Id, now: UnixMillis) -> anyhow::Result<bool> {
+    async fn put_follow(
+        &self,
+        edge_id: Id,
+        follower: Id,
+        followee: Id,
+        now: UnixMillis,
+    ) -> anyhow::Result<bool> {
         let mut tx = self.writer.begin().await.context("begin follow")?;
         let inserted = sqlx::query(
             "INSERT INTO follows (follower_id, followee_id, id, created_at) \
@@ -151,7 +176,11 @@ impl GraphStore for SqliteStore {
         Ok(deleted.rows_affected() > 0)
     }
 
-    async fn get_relationships(&self, viewer: Id, others: &[Id]) -> anyhow::Result<Vec<Relationship>> {
+    async fn get_relationships(
+        &self,
+        viewer: Id,
+        others: &[Id],
+    ) -> anyhow::Result<Vec<Relationship>> {
         if others.is_empty() {
             return Ok(Vec::new());
         }
@@ -171,18 +200,51 @@ impl GraphStore for SqliteStore {
         .context("get relationships")?;
         let by_id: std::collections::HashMap<i64, Relationship> = rows
             .into_iter()
-            .map(|(id, viewer_follows, follows_viewer, viewer_blocks, blocks_viewer, viewer_mutes)| {
-                (id, Relationship { viewer_follows, follows_viewer, viewer_blocks, blocks_viewer, viewer_mutes })
-            })
+            .map(
+                |(
+                    id,
+                    viewer_follows,
+                    follows_viewer,
+                    viewer_blocks,
+                    blocks_viewer,
+                    viewer_mutes,
+                )| {
+                    (
+                        id,
+                        Relationship {
+                            viewer_follows,
+                            follows_viewer,
+                            viewer_blocks,
+                            blocks_viewer,
+                            viewer_mutes,
+                        },
+                    )
+                },
+            )
             .collect();
-        Ok(others.iter().map(|id| by_id.get(&id.0).copied().unwrap_or_default()).collect())
+        Ok(others
+            .iter()
+            .map(|id| by_id.get(&id.0).copied().unwrap_or_default())
+            .collect())
     }
 
-    async fn list_followers(&self, user: Id, viewer: Option<Id>, page: &PageRequest) -> anyhow::Result<Page<FollowEdge>> {
-        self.list_edges("follower_id", "followee_id", user, viewer, page).await
+    async fn list_followers(
+        &self,
+        user: Id,
+        viewer: Option<Id>,
+        page: &PageRequest,
+    ) -> anyhow::Result<Page<FollowEdge>> {
+        self.list_edges("follower_id", "followee_id", user, viewer, page)
+            .await
     }
 
-    async fn list_following(&self, user: Id, viewer: Option<Id>, page: &PageRequest) -> anyhow::Result<Page<FollowEdge>> {
-        self.list_edges("followee_id", "follower_id", user, viewer, page).await
+    async fn list_following(
+        &self,
+        user: Id,
+        viewer: Option<Id>,
+        page: &PageRequest,
+    ) -> anyhow::Result<Page<FollowEdge>> {
+        self.list_edges("followee_id", "follower_id", user, viewer, page)
+            .await
     }
 }

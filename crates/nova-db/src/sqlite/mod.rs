@@ -13,7 +13,9 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
@@ -47,7 +49,8 @@ impl SqliteStore {
     pub async fn open(settings: &SqliteSettings) -> anyhow::Result<Self> {
         if let Some(parent) = settings.path.parent() {
             if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("create {}", parent.display()))?;
             }
         }
         let options = SqliteConnectOptions::from_str("sqlite://")
@@ -80,7 +83,10 @@ impl SqliteStore {
 
     /// Applies pending migrations. Idempotent.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        MIGRATOR.run(&self.writer).await.context("apply sqlite migrations")
+        MIGRATOR
+            .run(&self.writer)
+            .await
+            .context("apply sqlite migrations")
     }
 
     /// Reverts the most recent `steps` migrations (each migration ships its down script).
@@ -88,22 +94,28 @@ impl SqliteStore {
         let applied = self.applied_versions().await?;
         let keep = applied.len().saturating_sub(steps);
         let target = if keep == 0 { 0 } else { applied[keep - 1] };
-        MIGRATOR.undo(&self.writer, target).await.context("revert sqlite migrations")
+        MIGRATOR
+            .undo(&self.writer, target)
+            .await
+            .context("revert sqlite migrations")
     }
 
     async fn applied_versions(&self) -> anyhow::Result<Vec<i64>> {
-        let exists: Option<String> =
-            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
-                .fetch_optional(&self.reader)
-                .await
-                .context("look for migrations table")?;
+        let exists: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_optional(&self.reader)
+        .await
+        .context("look for migrations table")?;
         if exists.is_none() {
             return Ok(Vec::new());
         }
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1 ORDER BY version")
-            .fetch_all(&self.reader)
-            .await
-            .context("read applied migrations")
+        sqlx::query_scalar(
+            "SELECT version FROM _sqlx_migrations WHERE success = 1 ORDER BY version",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .context("read applied migrations")
     }
 
     /// Ready when the file answers and every known migration is applied.

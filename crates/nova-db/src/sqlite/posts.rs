@@ -8,7 +8,8 @@ use nova_posts::store::{InsertPostOutcome, NewPost, PostStore};
 
 use super::{ids_json, SqliteStore};
 
-const POST_COLUMNS: &str = "p.id, p.author_id, p.body, p.visibility, p.reply_to_id, p.created_at, p.edited_at";
+const POST_COLUMNS: &str =
+    "p.id, p.author_id, p.body, p.visibility, p.reply_to_id, p.created_at, p.edited_at";
 
 /// `?V` may see post `p` by visibility and blocks (the viewer may be NULL for anonymous reads).
 const VISIBLE_TO_V: &str = "(p.visibility = 'PUBLIC' OR p.author_id = ?V \
@@ -42,16 +43,25 @@ impl From<PostRow> for Post {
 }
 
 async fn fetch_post(conn: &mut sqlx::SqliteConnection, id: Id) -> anyhow::Result<Option<Post>> {
-    let row: Option<PostRow> = sqlx::query_as(&format!("SELECT {POST_COLUMNS} FROM posts p WHERE p.id = ?1"))
-        .bind(id.0)
-        .fetch_optional(conn)
-        .await
-        .context("fetch post")?;
+    let row: Option<PostRow> = sqlx::query_as(&format!(
+        "SELECT {POST_COLUMNS} FROM posts p WHERE p.id = ?1"
+    ))
+    .bind(id.0)
+    .fetch_optional(conn)
+    .await
+    .context("fetch post")?;
     Ok(row.map(Post::from))
 }
 
 impl SqliteStore {
-    async fn list_posts(&self, sql: &str, first: i64, second: Option<i64>, viewer: Option<i64>, page: &PageRequest) -> anyhow::Result<Page<Post>> {
+    async fn list_posts(
+        &self,
+        sql: &str,
+        first: i64,
+        second: Option<i64>,
+        viewer: Option<i64>,
+        page: &PageRequest,
+    ) -> anyhow::Result<Page<Post>> {
         let rows: Vec<PostRow> = sqlx::query_as(&sql.replace("?V", "?3"))
             .bind(first)
             .bind(second)
@@ -60,7 +70,10 @@ impl SqliteStore {
             .fetch_all(&self.reader)
             .await
             .context("list posts")?;
-        Ok(Page::from_rows(rows.into_iter().map(Post::from).collect(), page))
+        Ok(Page::from_rows(
+            rows.into_iter().map(Post::from).collect(),
+            page,
+        ))
     }
 }
 
@@ -69,15 +82,18 @@ impl PostStore for SqliteStore {
     async fn insert_post(&self, post: &NewPost) -> anyhow::Result<InsertPostOutcome> {
         let mut tx = self.writer.begin().await.context("begin insert post")?;
         if let Some(key) = &post.idempotency_key {
-            let existing: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM posts WHERE author_id = ?1 AND idempotency_key = ?2")
-                    .bind(post.author_id.0)
-                    .bind(key.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .context("look up idempotency key")?;
+            let existing: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM posts WHERE author_id = ?1 AND idempotency_key = ?2",
+            )
+            .bind(post.author_id.0)
+            .bind(key.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .context("look up idempotency key")?;
             if let Some(id) = existing {
-                let found = fetch_post(&mut tx, Id(id)).await?.context("idempotent post vanished")?;
+                let found = fetch_post(&mut tx, Id(id))
+                    .await?
+                    .context("idempotent post vanished")?;
                 return Ok(InsertPostOutcome::Existing(found));
             }
         }
@@ -112,22 +128,30 @@ impl PostStore for SqliteStore {
                 .await
                 .context("count reply")?;
         }
-        let created = fetch_post(&mut tx, post.id).await?.context("inserted post vanished")?;
+        let created = fetch_post(&mut tx, post.id)
+            .await?
+            .context("inserted post vanished")?;
         tx.commit().await.context("commit insert post")?;
         Ok(InsertPostOutcome::Created(created))
     }
 
     async fn get_post(&self, id: Id) -> anyhow::Result<Option<Post>> {
-        let row: Option<PostRow> =
-            sqlx::query_as(&format!("SELECT {POST_COLUMNS} FROM posts p WHERE p.id = ?1 AND p.deleted_at IS NULL"))
-                .bind(id.0)
-                .fetch_optional(&self.reader)
-                .await
-                .context("get post")?;
+        let row: Option<PostRow> = sqlx::query_as(&format!(
+            "SELECT {POST_COLUMNS} FROM posts p WHERE p.id = ?1 AND p.deleted_at IS NULL"
+        ))
+        .bind(id.0)
+        .fetch_optional(&self.reader)
+        .await
+        .context("get post")?;
         Ok(row.map(Post::from))
     }
 
-    async fn update_post_body(&self, id: Id, body: &PostBody, now: UnixMillis) -> anyhow::Result<Option<Post>> {
+    async fn update_post_body(
+        &self,
+        id: Id,
+        body: &PostBody,
+        now: UnixMillis,
+    ) -> anyhow::Result<Option<Post>> {
         let mut tx = self.writer.begin().await.context("begin edit post")?;
         // The version row keeps the body being replaced, stamped with when that body was written.
         let saved = sqlx::query(
@@ -225,7 +249,11 @@ impl PostStore for SqliteStore {
         Ok(true)
     }
 
-    async fn get_stats(&self, post_ids: &[Id], viewer: Option<Id>) -> anyhow::Result<Vec<(Id, PostStats)>> {
+    async fn get_stats(
+        &self,
+        post_ids: &[Id],
+        viewer: Option<Id>,
+    ) -> anyhow::Result<Vec<(Id, PostStats)>> {
         if post_ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -242,7 +270,14 @@ impl PostStore for SqliteStore {
         Ok(rows
             .into_iter()
             .map(|(id, like_count, reply_count, viewer_has_liked)| {
-                (Id(id), PostStats { like_count, reply_count, viewer_has_liked })
+                (
+                    Id(id),
+                    PostStats {
+                        like_count,
+                        reply_count,
+                        viewer_has_liked,
+                    },
+                )
             })
             .collect())
     }
@@ -256,28 +291,63 @@ impl PostStore for SqliteStore {
                AND {VISIBLE_TO_V} \
              ORDER BY p.id DESC LIMIT ?4"
         );
-        self.list_posts(&sql, viewer.0, page.after.map(|a| a.0), Some(viewer.0), page).await
+        self.list_posts(
+            &sql,
+            viewer.0,
+            page.after.map(|a| a.0),
+            Some(viewer.0),
+            page,
+        )
+        .await
     }
 
-    async fn list_author_posts(&self, author: Id, viewer: Option<Id>, page: &PageRequest) -> anyhow::Result<Page<Post>> {
+    async fn list_author_posts(
+        &self,
+        author: Id,
+        viewer: Option<Id>,
+        page: &PageRequest,
+    ) -> anyhow::Result<Page<Post>> {
         let sql = format!(
             "SELECT {POST_COLUMNS} FROM posts p \
              WHERE p.author_id = ?1 AND p.deleted_at IS NULL AND (?2 IS NULL OR p.id < ?2) AND {VISIBLE_TO_V} \
              ORDER BY p.id DESC LIMIT ?4"
         );
-        self.list_posts(&sql, author.0, page.after.map(|a| a.0), viewer.map(|v| v.0), page).await
+        self.list_posts(
+            &sql,
+            author.0,
+            page.after.map(|a| a.0),
+            viewer.map(|v| v.0),
+            page,
+        )
+        .await
     }
 
-    async fn list_replies(&self, parent: Id, viewer: Option<Id>, page: &PageRequest) -> anyhow::Result<Page<Post>> {
+    async fn list_replies(
+        &self,
+        parent: Id,
+        viewer: Option<Id>,
+        page: &PageRequest,
+    ) -> anyhow::Result<Page<Post>> {
         let sql = format!(
             "SELECT {POST_COLUMNS} FROM posts p \
              WHERE p.reply_to_id = ?1 AND p.deleted_at IS NULL AND (?2 IS NULL OR p.id > ?2) AND {VISIBLE_TO_V} \
              ORDER BY p.id ASC LIMIT ?4"
         );
-        self.list_posts(&sql, parent.0, page.after.map(|a| a.0), viewer.map(|v| v.0), page).await
+        self.list_posts(
+            &sql,
+            parent.0,
+            page.after.map(|a| a.0),
+            viewer.map(|v| v.0),
+            page,
+        )
+        .await
     }
 
-    async fn list_versions(&self, post_id: Id, page: &PageRequest) -> anyhow::Result<Page<PostVersion>> {
+    async fn list_versions(
+        &self,
+        post_id: Id,
+        page: &PageRequest,
+    ) -> anyhow::Result<Page<PostVersion>> {
         let rows: Vec<(i64, String, i64)> = sqlx::query_as(
             "SELECT version, body, created_at FROM post_versions WHERE post_id = ?1 AND (?2 IS NULL OR version < ?2) \
              ORDER BY version DESC LIMIT ?3",
@@ -290,7 +360,12 @@ impl PostStore for SqliteStore {
         .context("list post versions")?;
         let versions = rows
             .into_iter()
-            .map(|(version, body, created_at)| PostVersion { post_id, version, body, created_at })
+            .map(|(version, body, created_at)| PostVersion {
+                post_id,
+                version,
+                body,
+                created_at,
+            })
             .collect();
         Ok(Page::from_rows(versions, page))
     }

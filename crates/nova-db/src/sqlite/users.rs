@@ -4,7 +4,9 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use nova_core::{Id, UnixMillis};
 use nova_users::model::{Email, ProfilePatch, User, UserView, Username};
-use nova_users::store::{InsertUserOutcome, NewSession, NewUser, SessionRecord, SessionStore, UserStore};
+use nova_users::store::{
+    InsertUserOutcome, NewSession, NewUser, SessionRecord, SessionStore, UserStore,
+};
 
 use super::{ids_json, is_unique_violation, SqliteStore};
 
@@ -62,8 +64,12 @@ impl UserStore for SqliteStore {
         .await;
         match inserted {
             Ok(_) => {}
-            Err(e) if is_unique_violation(&e, "users.username") => return Ok(InsertUserOutcome::UsernameTaken),
-            Err(e) if is_unique_violation(&e, "users.email") => return Ok(InsertUserOutcome::EmailTaken),
+            Err(e) if is_unique_violation(&e, "users.username") => {
+                return Ok(InsertUserOutcome::UsernameTaken)
+            }
+            Err(e) if is_unique_violation(&e, "users.email") => {
+                return Ok(InsertUserOutcome::EmailTaken)
+            }
             Err(e) => return Err(anyhow::Error::new(e).context("insert user")),
         }
         sqlx::query("INSERT INTO user_stats (user_id) VALUES (?1)")
@@ -76,12 +82,13 @@ impl UserStore for SqliteStore {
     }
 
     async fn get_credentials(&self, login: &str) -> anyhow::Result<Option<(Id, String)>> {
-        let row: Option<(i64, String)> =
-            sqlx::query_as("SELECT id, password_hash FROM users WHERE username = ?1 OR email = ?1 LIMIT 1")
-                .bind(login)
-                .fetch_optional(&self.reader)
-                .await
-                .context("get credentials")?;
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT id, password_hash FROM users WHERE username = ?1 OR email = ?1 LIMIT 1",
+        )
+        .bind(login)
+        .fetch_optional(&self.reader)
+        .await
+        .context("get credentials")?;
         Ok(row.map(|(id, hash)| (Id(id), hash)))
     }
 
@@ -93,8 +100,11 @@ impl UserStore for SqliteStore {
             "SELECT {USER_COLUMNS} FROM users u LEFT JOIN user_stats s ON s.user_id = u.id \
              WHERE u.id IN (SELECT value FROM json_each(?1))"
         );
-        let rows: Vec<UserRow> =
-            sqlx::query_as(&sql).bind(ids_json(ids)).fetch_all(&self.reader).await.context("get users")?;
+        let rows: Vec<UserRow> = sqlx::query_as(&sql)
+            .bind(ids_json(ids))
+            .fetch_all(&self.reader)
+            .await
+            .context("get users")?;
         Ok(rows.into_iter().map(UserView::from).collect())
     }
 
@@ -107,7 +117,12 @@ impl UserStore for SqliteStore {
         Ok(id.map(Id))
     }
 
-    async fn update_profile(&self, id: Id, patch: &ProfilePatch, now: UnixMillis) -> anyhow::Result<Option<User>> {
+    async fn update_profile(
+        &self,
+        id: Id,
+        patch: &ProfilePatch,
+        now: UnixMillis,
+    ) -> anyhow::Result<Option<User>> {
         let (set_avatar, avatar) = match &patch.avatar_url {
             None => (false, None),
             Some(value) => (true, value.clone()),
@@ -128,7 +143,12 @@ impl UserStore for SqliteStore {
         if updated.rows_affected() == 0 {
             return Ok(None);
         }
-        Ok(self.get_user_views(&[id]).await?.into_iter().next().map(|v| v.user))
+        Ok(self
+            .get_user_views(&[id])
+            .await?
+            .into_iter()
+            .next()
+            .map(|v| v.user))
     }
 }
 
@@ -142,7 +162,10 @@ struct SessionRow {
     revoked_at: Option<i64>,
 }
 
-async fn insert_session<'c, E: sqlx::SqliteExecutor<'c>>(executor: E, session: &NewSession) -> anyhow::Result<()> {
+async fn insert_session<'c, E: sqlx::SqliteExecutor<'c>>(
+    executor: E,
+    session: &NewSession,
+) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO sessions (id, family_id, user_id, token_hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
@@ -164,7 +187,10 @@ impl SessionStore for SqliteStore {
         insert_session(&self.writer, session).await
     }
 
-    async fn get_session_by_hash(&self, token_hash: &[u8]) -> anyhow::Result<Option<SessionRecord>> {
+    async fn get_session_by_hash(
+        &self,
+        token_hash: &[u8],
+    ) -> anyhow::Result<Option<SessionRecord>> {
         // Read from the writer: a refresh must see the rotation that the previous refresh just committed.
         let row: Option<SessionRow> = sqlx::query_as(
             "SELECT id, family_id, user_id, expires_at, rotated_at, revoked_at FROM sessions WHERE token_hash = ?1",
@@ -183,7 +209,12 @@ impl SessionStore for SqliteStore {
         }))
     }
 
-    async fn rotate_session(&self, old_id: Id, next: &NewSession, now: UnixMillis) -> anyhow::Result<bool> {
+    async fn rotate_session(
+        &self,
+        old_id: Id,
+        next: &NewSession,
+        now: UnixMillis,
+    ) -> anyhow::Result<bool> {
         let mut tx = self.writer.begin().await.context("begin rotate session")?;
         let updated = sqlx::query(
             "UPDATE sessions SET rotated_at = ?2 WHERE id = ?1 AND rotated_at IS NULL AND revoked_at IS NULL",
@@ -202,12 +233,14 @@ impl SessionStore for SqliteStore {
     }
 
     async fn revoke_family(&self, family_id: Id, now: UnixMillis) -> anyhow::Result<()> {
-        sqlx::query("UPDATE sessions SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL")
-            .bind(family_id.0)
-            .bind(now)
-            .execute(&self.writer)
-            .await
-            .context("revoke session family")?;
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL",
+        )
+        .bind(family_id.0)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .context("revoke session family")?;
         Ok(())
     }
 }

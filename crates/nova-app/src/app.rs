@@ -1,0 +1,204 @@
+//! Wiring: storage → domain services → GraphQL schema → HTTP router.
+
+use std::future::Future;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures_lite::FutureExt as _;
+use nova_core::{IdGenerator, Viewer};
+use nova_db::{SqliteSettings, SqliteStore, Synchronous};
+use nova_gateway::{Authenticator, GatewayConfig, GatewayState, OperationTracker, Readiness};
+use nova_graphql::{SchemaLimits, Services};
+use nova_posts::PostsService;
+use nova_users::{Argon2Params, AuthConfig, GraphService, TokenService, UsersService};
+use rand::RngCore as _;
+
+use crate::settings::{Settings, SynchronousSetting};
+
+/// A built node, ready to serve.
+pub struct App {
+    router: axum::Router,
+    store: SqliteStore,
+}
+
+struct TokenAuthenticator(Arc<TokenService>);
+
+impl Authenticator for TokenAuthenticator {
+    fn authenticate(&self, bearer_token: &str) -> Result<Viewer, ()> {
+        self.0.verify_access_token(bearer_token).map_err(|_| ())
+    }
+}
+
+struct StoreReadiness(SqliteStore);
+
+impl Readiness for StoreReadiness {
+    fn check(&self) -> futures::future::BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(self.0.check_ready())
+    }
+}
+
+async fn open_store(settings: &Settings) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(&SqliteSettings {
+        path: settings.sqlite_path(),
+        max_read_connections: settings.db.max_connections,
+        busy_timeout_ms: settings.db.busy_timeout_ms,
+        acquire_timeout_ms: settings.db.acquire_timeout_ms,
+        synchronous: match settings.db.synchronous {
+            SynchronousSetting::Full => Synchronous::Full,
+            SynchronousSetting::Normal => Synchronous::Normal,
+        },
+    })
+    .await
+}
+
+/// Applies pending schema migrations (`nova migrate`). Idempotent.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    store.migrate().await?;
+    store.close().await;
+    Ok(())
+}
+
+/// The configured JWT secret, or the one kept in the data directory (generated on first start).
+fn jwt_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = &settings.auth.jwt_secret {
+        let len = secret.expose().len();
+        anyhow::ensure!(
+            len >= 32,
+            "auth.jwt_secret is {len} bytes long; it must be at least 32 bytes (or leave it unset to have one generated)"
+        );
+        return Ok(secret.expose().as_bytes().to_vec());
+    }
+    let path = settings.data_dir.join("jwt-secret");
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            anyhow::ensure!(
+                bytes.len() >= 32,
+                "{} is shorter than 32 bytes; delete it to generate a new one",
+                path.display()
+            );
+            Ok(bytes)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => generate_secret(&path),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("read {}", path.display()))),
+    }
+}
+
+fn generate_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("create {}", path.display()))?;
+    file.write_all(secret.as_bytes())
+        .context("write jwt secret")?;
+    file.sync_all().context("sync jwt secret")?;
+    Ok(secret.into_bytes())
+}
+
+impl App {
+    pub async fn build(settings: &Settings) -> anyhow::Result<App> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("create data directory {}", settings.data_dir.display()))?;
+        let secret = jwt_secret(settings)?;
+        let store = open_store(settings).await?;
+        if settings.db.migrate_on_start {
+            store.migrate().await?;
+        }
+        let node_id = settings
+            .node_id
+            .unwrap_or_else(|| (rand::rngs::OsRng.next_u32() % 1024) as u16);
+        let ids = Arc::new(IdGenerator::new(node_id));
+        let auth = &settings.auth;
+        let tokens = Arc::new(TokenService::new(AuthConfig {
+            jwt_secret: secret,
+            issuer: auth.issuer.clone(),
+            audience: auth.audience.clone(),
+            access_token_ttl_secs: auth.access_token_ttl_secs,
+            refresh_token_ttl_secs: auth.refresh_token_ttl_secs,
+            leeway_secs: auth.leeway_secs,
+            argon2: Argon2Params {
+                memory_kib: auth.argon2_memory_kib,
+                iterations: auth.argon2_iterations,
+                parallelism: auth.argon2_parallelism,
+            },
+        })?);
+        let shared = Arc::new(store.clone());
+        let users = Arc::new(UsersService::new(
+            shared.clone(),
+            shared.clone(),
+            Arc::clone(&tokens),
+            Arc::clone(&ids),
+        ));
+        let graph = Arc::new(GraphService::new(
+            shared.clone(),
+            shared.clone(),
+            Arc::clone(&ids),
+        ));
+        let posts = Arc::new(PostsService::new(shared, Arc::clone(&graph), ids));
+        let services = Services {
+            users,
+            graph,
+            posts,
+        };
+        let limits = SchemaLimits {
+            max_depth: settings.graphql.max_depth,
+            max_complexity: settings.graphql.max_complexity,
+        };
+        let schema =
+            nova_graphql::build_schema(services.clone(), limits, |b| b.extension(OperationTracker));
+        let state = GatewayState {
+            schema,
+            services,
+            authenticator: Arc::new(TokenAuthenticator(tokens)),
+            readiness: Arc::new(StoreReadiness(store.clone())),
+            metrics: nova_gateway::metrics_handle()?,
+            config: GatewayConfig {
+                max_body_bytes: settings.http.max_body_bytes,
+                request_timeout: Duration::from_millis(settings.http.request_timeout_ms),
+            },
+        };
+        Ok(App {
+            router: nova_gateway::router(state),
+            store,
+        })
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests and closes storage.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("http server")?;
+        self.store.close().await;
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    ctrl_c.or(term).await;
+}

@@ -1,0 +1,71 @@
+//! `TestApp::spawn()`: a real node on 127.0.0.1:0 with its own temporary data directory, for
+//! tests that talk HTTP to it.
+
+use std::net::SocketAddr;
+
+use tokio::sync::oneshot;
+
+use crate::{App, Settings};
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub settings: Settings,
+    _dir: Option<tempfile::TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// Settings for tests: a fresh data directory and cheap password hashing.
+    pub fn test_settings(data_dir: &std::path::Path) -> Settings {
+        let mut settings = Settings {
+            data_dir: data_dir.to_path_buf(),
+            ..Settings::default()
+        };
+        settings.http.listen = "127.0.0.1:0".into();
+        settings.auth.argon2_memory_kib = 1024;
+        settings.auth.argon2_iterations = 1;
+        settings.db.synchronous = crate::settings::SynchronousSetting::Normal;
+        settings
+    }
+
+    pub async fn spawn() -> anyhow::Result<TestApp> {
+        let dir = tempfile::tempdir()?;
+        let settings = Self::test_settings(dir.path());
+        let mut app = Self::spawn_with(settings).await?;
+        app._dir = Some(dir);
+        Ok(app)
+    }
+
+    pub async fn spawn_with(settings: Settings) -> anyhow::Result<TestApp> {
+        let app = App::build(&settings).await?;
+        let listener = tokio::net::TcpListener::bind(&settings.http.listen).await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.serve(listener, async move {
+            let _ = rx.await;
+        }));
+        Ok(TestApp {
+            addr,
+            settings,
+            _dir: None,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops the server and waits until storage is closed.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await??;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,443 @@
+//! `/graphql` as the GraphQL-over-HTTP specification describes it: POST with
+//! `application/json`, GET for queries only, `application/graphql-response+json` when accepted
+//! (with 4xx for requests that fail before execution), GraphiQL for browsers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use nova_core::{Code, Viewer};
+use serde_json::{json, Map, Value};
+use tracing::Instrument as _;
+
+use crate::ops::OperationInfo;
+use crate::GatewayState;
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+const APPLICATION_JSON: &str = "application/json";
+
+/// The media type the response will use, chosen from the client's `Accept`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MediaType {
+    GraphqlResponseJson,
+    Json,
+}
+
+impl MediaType {
+    fn as_str(self) -> &'static str {
+        match self {
+            MediaType::GraphqlResponseJson => GRAPHQL_RESPONSE_JSON,
+            MediaType::Json => APPLICATION_JSON,
+        }
+    }
+}
+
+fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(MediaType::Json);
+    };
+    let types: Vec<&str> = accept
+        .split(',')
+        .map(|part| part.split(';').next().unwrap_or("").trim())
+        .collect();
+    if types
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(GRAPHQL_RESPONSE_JSON))
+    {
+        Some(MediaType::GraphqlResponseJson)
+    } else if types
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(APPLICATION_JSON) || *t == "*/*" || *t == "application/*")
+    {
+        Some(MediaType::Json)
+    } else {
+        None
+    }
+}
+
+/// A response for a request that never reached the executor.
+fn request_error(status: StatusCode, media: MediaType, code: Code, message: &str) -> Response {
+    let body =
+        json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] });
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(media.as_str()),
+    );
+    response
+}
+
+/// The fields of a GraphQL-over-HTTP request, from a JSON body or query parameters.
+struct Params {
+    query: String,
+    operation_name: Option<String>,
+    variables: Option<Value>,
+}
+
+fn params_from_json(value: Value) -> Result<Params, &'static str> {
+    let Value::Object(mut map) = value else {
+        return Err(match value {
+            Value::Array(_) => "batched requests are not supported; send one operation per request",
+            _ => "the request body must be a JSON object",
+        });
+    };
+    let query = match map.remove("query") {
+        Some(Value::String(q)) => q,
+        Some(_) => return Err("`query` must be a string"),
+        None => return Err("`query` is required"),
+    };
+    let operation_name = match map.remove("operationName") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(name)) => Some(name),
+        Some(_) => return Err("`operationName` must be a string"),
+    };
+    let variables = match map.remove("variables") {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(_)) => Some(v),
+        Some(_) => return Err("`variables` must be an object"),
+    };
+    match map.remove("extensions") {
+        None | Some(Value::Null) | Some(Value::Object(_)) => {}
+        Some(_) => return Err("`extensions` must be an object"),
+    }
+    Ok(Params {
+        query,
+        operation_name,
+        variables,
+    })
+}
+
+fn is_json_content_type(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(APPLICATION_JSON))
+}
+
+pub(crate) async fn post_graphql(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(media) = negotiate(&headers) else {
+        return request_error(
+            StatusCode::NOT_ACCEPTABLE,
+            MediaType::Json,
+            Code::InvalidInput,
+            "Accept must allow application/graphql-response+json or application/json",
+        );
+    };
+    if !is_json_content_type(&headers) {
+        return request_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            media,
+            Code::InvalidInput,
+            "Content-Type must be application/json",
+        );
+    }
+    let bytes = match axum::body::to_bytes(body, state.config.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            let message = format!("request body exceeds {} bytes", state.config.max_body_bytes);
+            return request_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                media,
+                Code::InvalidInput,
+                &message,
+            );
+        }
+    };
+    let value: Value = match serde_json::from_slice(&bytes) {
+        Ok(value) => value,
+        Err(_) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                media,
+                Code::InvalidInput,
+                "the request body is not valid JSON",
+            )
+        }
+    };
+    match params_from_json(value) {
+        Ok(params) => execute(state, headers, params, media, false).await,
+        Err(message) => request_error(StatusCode::BAD_REQUEST, media, Code::InvalidInput, message),
+    }
+}
+
+pub(crate) async fn get_graphql(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_html && !query.contains_key("query") {
+        return Html(
+            async_graphql::http::GraphiQLSource::build()
+                .endpoint("/graphql")
+                .finish(),
+        )
+        .into_response();
+    }
+    let Some(media) = negotiate(&headers) else {
+        return request_error(
+            StatusCode::NOT_ACCEPTABLE,
+            MediaType::Json,
+            Code::InvalidInput,
+            "Accept must allow application/graphql-response+json or application/json",
+        );
+    };
+    let mut map = Map::new();
+    for (key, raw) in query {
+        let value = match key.as_str() {
+            "variables" | "extensions" => match serde_json::from_str::<Value>(&raw) {
+                Ok(value) => value,
+                Err(_) => {
+                    return request_error(
+                        StatusCode::BAD_REQUEST,
+                        media,
+                        Code::InvalidInput,
+                        "`variables` and `extensions` must be JSON",
+                    )
+                }
+            },
+            _ => Value::String(raw),
+        };
+        map.insert(key, value);
+    }
+    match params_from_json(Value::Object(map)) {
+        Ok(params) => execute(state, headers, params, media, true).await,
+        Err(message) => request_error(StatusCode::BAD_REQUEST, media, Code::InvalidInput, message),
+    }
+}
+
+fn authenticate(state: &GatewayState, headers: &HeaderMap) -> Result<Option<Viewer>, ()> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| ())?;
+    let token = value.strip_prefix("Bearer ").ok_or(())?;
+    state.authenticator.authenticate(token.trim()).map(Some)
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned()
+}
+
+/// Gives every error a code: errors raised before execution (no path) are the client's
+/// (INVALID_INPUT); an uncoded execution error is an internal failure and is masked. INTERNAL
+/// errors carry the request id so operators can find the logged detail.
+fn sort_errors(errors: &mut [Value], request_id: &str) {
+    for error in errors {
+        let Some(object) = error.as_object_mut() else {
+            continue;
+        };
+        let has_path = object.get("path").is_some_and(|p| !p.is_null());
+        let extensions = object.entry("extensions").or_insert_with(|| json!({}));
+        let Some(extensions) = extensions.as_object_mut() else {
+            continue;
+        };
+        let code = extensions
+            .get("code")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let code = match code {
+            Some(code) => code,
+            None if has_path => {
+                object.insert("message".into(), Value::String("internal error".into()));
+                Code::Internal.as_str().to_owned()
+            }
+            None => Code::InvalidInput.as_str().to_owned(),
+        };
+        if let Some(extensions) = object.get_mut("extensions").and_then(Value::as_object_mut) {
+            if code == Code::Internal.as_str() {
+                extensions.insert("requestId".into(), Value::String(request_id.to_owned()));
+            }
+            extensions.insert("code".into(), Value::String(code));
+        }
+    }
+}
+
+async fn execute(
+    state: GatewayState,
+    headers: HeaderMap,
+    params: Params,
+    media: MediaType,
+    via_get: bool,
+) -> Response {
+    let started = Instant::now();
+    let request_id = request_id(&headers);
+    let viewer = match authenticate(&state, &headers) {
+        Ok(viewer) => viewer,
+        Err(()) => {
+            record(
+                &request_id,
+                params.operation_name.as_deref(),
+                "unknown",
+                "UNAUTHENTICATED",
+                401,
+                started,
+            );
+            return request_error(
+                StatusCode::UNAUTHORIZED,
+                media,
+                Code::Unauthenticated,
+                "access token is invalid or expired",
+            );
+        }
+    };
+    let info = Arc::new(OperationInfo {
+        operation_name: params.operation_name.clone(),
+        via_get,
+        ..Default::default()
+    });
+    let mut request = async_graphql::Request::new(params.query).data(Arc::clone(&info));
+    if let Some(name) = &params.operation_name {
+        request = request.operation_name(name);
+    }
+    if let Some(variables) = params.variables {
+        request = request.variables(async_graphql::Variables::from_json(variables));
+    }
+    let request = nova_graphql::prepare_request(request, &state.services, viewer);
+    let span = tracing::info_span!("graphql", request_id = %request_id);
+    let executed =
+        tokio::time::timeout(state.config.request_timeout, state.schema.execute(request))
+            .instrument(span)
+            .await;
+    let Ok(response) = executed else {
+        record(
+            &request_id,
+            params.operation_name.as_deref(),
+            info.kind(),
+            "UNAVAILABLE",
+            503,
+            started,
+        );
+        return request_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            media,
+            Code::Unavailable,
+            "the request took too long and was cancelled",
+        );
+    };
+    if info.mutation_over_get() {
+        record(
+            &request_id,
+            params.operation_name.as_deref(),
+            "mutation",
+            "INVALID_INPUT",
+            405,
+            started,
+        );
+        let mut response = request_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            media,
+            Code::InvalidInput,
+            "mutations must be sent with POST",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let failed_before_execution = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({}));
+    let mut outcome = "OK".to_owned();
+    if let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) {
+        sort_errors(errors, &request_id);
+        outcome = errors
+            .first()
+            .and_then(|e| e.pointer("/extensions/code"))
+            .and_then(Value::as_str)
+            .unwrap_or("ERROR")
+            .to_owned();
+    }
+    let status = if failed_before_execution {
+        if let Some(object) = body.as_object_mut() {
+            object.remove("data");
+        }
+        match media {
+            MediaType::GraphqlResponseJson => StatusCode::BAD_REQUEST,
+            MediaType::Json => StatusCode::OK,
+        }
+    } else {
+        StatusCode::OK
+    };
+    record(
+        &request_id,
+        params.operation_name.as_deref(),
+        info.kind(),
+        &outcome,
+        status.as_u16(),
+        started,
+    );
+    let mut http_response = (status, body.to_string()).into_response();
+    http_response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(media.as_str()),
+    );
+    http_response
+}
+
+/// One log line and the metrics of a GraphQL request. Never the query, variables or tokens.
+fn record(
+    request_id: &str,
+    operation_name: Option<&str>,
+    operation_type: &'static str,
+    outcome: &str,
+    status: u16,
+    started: Instant,
+) {
+    let elapsed = started.elapsed();
+    let name: String = operation_name.unwrap_or("-").chars().take(64).collect();
+    tracing::info!(
+        target: "nova::request",
+        request_id,
+        operation_name = %name,
+        operation_type,
+        outcome,
+        status,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        "graphql request"
+    );
+    let outcome_label = if outcome == "OK" {
+        "ok".to_owned()
+    } else {
+        outcome.to_ascii_lowercase()
+    };
+    metrics::counter!("nova_graphql_requests_total", "operation_type" => operation_type, "outcome" => outcome_label).increment(1);
+    metrics::histogram!("nova_graphql_request_duration_seconds", "operation_type" => operation_type).record(elapsed.as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uncoded_execution_errors_are_masked_and_request_errors_are_invalid_input() {
+        let mut errors = vec![
+            json!({ "message": "database exploded at 10.0.0.1", "path": ["me"] }),
+            json!({ "message": "Unknown field \"x\"" }),
+            json!({ "message": "no", "path": ["a"], "extensions": { "code": "FORBIDDEN" } }),
+        ];
+        sort_errors(&mut errors, "req-1");
+        assert_eq!(errors[0]["message"], "internal error");
+        assert_eq!(errors[0]["extensions"]["code"], "INTERNAL");
+        assert_eq!(errors[0]["extensions"]["requestId"], "req-1");
+        assert_eq!(errors[1]["extensions"]["code"], "INVALID_INPUT");
+        assert_eq!(errors[2]["extensions"]["code"], "FORBIDDEN");
+    }
+}

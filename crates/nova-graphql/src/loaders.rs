@@ -1,0 +1,105 @@
+//! Per-request DataLoaders: a page of 20 posts costs one query for authors, one for counters and
+//! one for relationships, not 20 of each.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use nova_core::{Id, Viewer};
+use nova_posts::{PostStats, PostsService};
+use nova_users::{GraphService, Relationship, UserView, UsersService};
+
+use crate::context::Services;
+use crate::error::api_error;
+
+pub(crate) struct UserLoader(Arc<UsersService>);
+
+impl Loader<Id> for UserLoader {
+    type Value = UserView;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[Id]) -> Result<HashMap<Id, UserView>, Self::Error> {
+        let users = self.0.get_users(keys).await.map_err(api_error)?;
+        Ok(users.into_iter().map(|u| (u.user.id, u)).collect())
+    }
+}
+
+pub(crate) struct StatsLoader {
+    posts: Arc<PostsService>,
+    viewer: Option<Viewer>,
+}
+
+impl Loader<Id> for StatsLoader {
+    type Value = PostStats;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[Id]) -> Result<HashMap<Id, PostStats>, Self::Error> {
+        Ok(self
+            .posts
+            .stats(keys, self.viewer)
+            .await
+            .map_err(api_error)?
+            .into_iter()
+            .collect())
+    }
+}
+
+pub(crate) struct RelationshipLoader {
+    graph: Arc<GraphService>,
+    viewer: Option<Viewer>,
+}
+
+impl Loader<Id> for RelationshipLoader {
+    type Value = Relationship;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[Id]) -> Result<HashMap<Id, Relationship>, Self::Error> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let others: Vec<Id> = keys
+            .iter()
+            .copied()
+            .filter(|k| *k != viewer.user_id)
+            .collect();
+        let found = self
+            .graph
+            .relationships(viewer.user_id, &others)
+            .await
+            .map_err(api_error)?;
+        Ok(others.into_iter().zip(found).collect())
+    }
+}
+
+/// The loaders of one request (they cache per request, so they are never shared across viewers).
+pub(crate) struct Loaders {
+    pub users: DataLoader<UserLoader>,
+    pub stats: DataLoader<StatsLoader>,
+    pub relationships: DataLoader<RelationshipLoader>,
+}
+
+impl Loaders {
+    pub fn new(services: &Services, viewer: Option<Viewer>) -> Self {
+        Loaders {
+            users: DataLoader::new(UserLoader(Arc::clone(&services.users)), tokio::spawn),
+            stats: DataLoader::new(
+                StatsLoader {
+                    posts: Arc::clone(&services.posts),
+                    viewer,
+                },
+                tokio::spawn,
+            ),
+            relationships: DataLoader::new(
+                RelationshipLoader {
+                    graph: Arc::clone(&services.graph),
+                    viewer,
+                },
+                tokio::spawn,
+            ),
+        }
+    }
+}
+
+pub(crate) fn loaders<'a>(ctx: &async_graphql::Context<'a>) -> async_graphql::Result<&'a Loaders> {
+    ctx.data::<Loaders>()
+}

@@ -22,6 +22,7 @@ use crate::settings::{Settings, SynchronousSetting};
 pub struct App {
     router: axum::Router,
     store: SqliteStore,
+    services: Services,
 }
 
 struct TokenAuthenticator(Arc<TokenService>);
@@ -157,7 +158,7 @@ impl App {
             nova_graphql::build_schema(services.clone(), limits, |b| b.extension(OperationTracker));
         let state = GatewayState {
             schema,
-            services,
+            services: services.clone(),
             authenticator: Arc::new(TokenAuthenticator(tokens)),
             readiness: Arc::new(StoreReadiness(store.clone())),
             metrics: nova_gateway::metrics_handle()?,

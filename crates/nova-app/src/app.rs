@@ -170,7 +170,13 @@ impl App {
         Ok(App {
             router: nova_gateway::router(state),
             store,
+            services,
         })
+    }
+
+    /// The domain services, for tests that exercise the rules without HTTP.
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     /// Serves until `shutdown` resolves, then drains in-flight requests and closes storage.

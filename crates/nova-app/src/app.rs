@@ -9,19 +9,90 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures_lite::FutureExt as _;
 use nova_core::{IdGenerator, Viewer};
-use nova_db::{SqliteSettings, SqliteStore, Synchronous};
+use nova_db::{PgStore, PostgresSettings, SqliteSettings, SqliteStore, Synchronous};
+use nova_posts::PostStore;
+use nova_users::{GraphStore, SessionStore, UserStore};
 use nova_gateway::{Authenticator, GatewayConfig, GatewayState, OperationTracker, Readiness};
 use nova_graphql::{SchemaLimits, Services};
 use nova_posts::PostsService;
 use nova_users::{Argon2Params, AuthConfig, GraphService, TokenService, UsersService};
 use rand::RngCore as _;
 
-use crate::settings::{Settings, SynchronousSetting};
+use crate::settings::{DbKind, Settings, SynchronousSetting};
+
+/// The storage backend chosen by configuration.
+#[derive(Clone)]
+pub enum Storage {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl Storage {
+    pub async fn open(settings: &Settings) -> anyhow::Result<Storage> {
+        match settings.db_kind() {
+            DbKind::Sqlite => Ok(Storage::Sqlite(open_store(settings).await?)),
+            DbKind::Postgres => {
+                let url = settings.db.url.as_ref().context("db.url is required for db.kind = \"postgres\"")?;
+                if settings.db.create_if_missing {
+                    PgStore::create_database_if_missing(url.expose()).await?;
+                }
+                let store = PgStore::open(&PostgresSettings {
+                    url: url.expose().to_owned(),
+                    max_connections: settings.db.max_connections,
+                    acquire_timeout_ms: settings.db.acquire_timeout_ms,
+                    statement_timeout_ms: settings.db.statement_timeout_ms,
+                })
+                .await?;
+                Ok(Storage::Postgres(store))
+            }
+        }
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Storage::Sqlite(store) => store.migrate().await,
+            Storage::Postgres(store) => store.migrate().await,
+        }
+    }
+
+    pub async fn rollback(&self, steps: usize) -> anyhow::Result<()> {
+        match self {
+            Storage::Sqlite(store) => store.rollback(steps).await,
+            Storage::Postgres(store) => store.rollback(steps).await,
+        }
+    }
+
+    pub async fn check_ready(&self) -> anyhow::Result<()> {
+        match self {
+            Storage::Sqlite(store) => store.check_ready().await,
+            Storage::Postgres(store) => store.check_ready().await,
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Storage::Sqlite(store) => store.close().await,
+            Storage::Postgres(store) => store.close().await,
+        }
+    }
+}
+
+/// Builds the domain services over any adapter that implements every store port.
+fn services_over<S>(store: S, tokens: Arc<TokenService>, ids: Arc<IdGenerator>) -> Services
+where
+    S: UserStore + SessionStore + GraphStore + PostStore + 'static,
+{
+    let shared = Arc::new(store);
+    let users = Arc::new(UsersService::new(shared.clone(), shared.clone(), Arc::clone(&tokens), Arc::clone(&ids)));
+    let graph = Arc::new(GraphService::new(shared.clone(), shared.clone(), Arc::clone(&ids)));
+    let posts = Arc::new(PostsService::new(shared, Arc::clone(&graph), ids));
+    Services { users, graph, posts }
+}
 
 /// A built node, ready to serve.
 pub struct App {
     router: axum::Router,
-    store: SqliteStore,
+    store: Storage,
     services: Services,
 }
 
@@ -33,7 +104,7 @@ impl Authenticator for TokenAuthenticator {
     }
 }
 
-struct StoreReadiness(SqliteStore);
+struct StoreReadiness(Storage);
 
 impl Readiness for StoreReadiness {
     fn check(&self) -> futures::future::BoxFuture<'_, anyhow::Result<()>> {
@@ -57,7 +128,7 @@ async fn open_store(settings: &Settings) -> anyhow::Result<SqliteStore> {
 
 /// Applies pending schema migrations (`nova migrate`). Idempotent.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let store = open_store(settings).await?;
+    let store = Storage::open(settings).await?;
     store.migrate().await?;
     store.close().await;
     Ok(())
@@ -110,7 +181,7 @@ impl App {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("create data directory {}", settings.data_dir.display()))?;
         let secret = jwt_secret(settings)?;
-        let store = open_store(settings).await?;
+        let store = Storage::open(settings).await?;
         if settings.db.migrate_on_start {
             store.migrate().await?;
         }
@@ -132,23 +203,9 @@ impl App {
                 parallelism: auth.argon2_parallelism,
             },
         })?);
-        let shared = Arc::new(store.clone());
-        let users = Arc::new(UsersService::new(
-            shared.clone(),
-            shared.clone(),
-            Arc::clone(&tokens),
-            Arc::clone(&ids),
-        ));
-        let graph = Arc::new(GraphService::new(
-            shared.clone(),
-            shared.clone(),
-            Arc::clone(&ids),
-        ));
-        let posts = Arc::new(PostsService::new(shared, Arc::clone(&graph), ids));
-        let services = Services {
-            users,
-            graph,
-            posts,
+        let services = match &store {
+            Storage::Sqlite(sqlite) => services_over(sqlite.clone(), Arc::clone(&tokens), ids),
+            Storage::Postgres(postgres) => services_over(postgres.clone(), Arc::clone(&tokens), ids),
         };
         let limits = SchemaLimits {
             max_depth: settings.graphql.max_depth,

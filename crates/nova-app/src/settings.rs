@@ -12,6 +12,12 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct Secret(String);
 
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
 impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
@@ -84,6 +90,7 @@ impl Default for HttpSettings {
 #[serde(rename_all = "snake_case")]
 pub enum DbKind {
     Sqlite,
+    Postgres,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,12 +103,17 @@ pub enum SynchronousSetting {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DbSettings {
-    /// Storage backend. Only `sqlite` so far.
-    pub kind: DbKind,
+    /// Storage backend: `sqlite` or `postgres`. When unset, a `postgres://` url selects Postgres
+    /// and anything else SQLite.
+    pub kind: Option<DbKind>,
+    /// Postgres connection URL (`postgres://user@host:5432/db`). Redacted when printed.
+    pub url: Option<Secret>,
     /// SQLite file; defaults to `<data_dir>/nova.db`.
     pub path: Option<PathBuf>,
-    /// Read connections (writes go through one connection).
+    /// Pool size: Postgres connections, or SQLite read connections (SQLite writes go through one).
     pub max_connections: u32,
+    /// Postgres server-side statement timeout.
+    pub statement_timeout_ms: u64,
     /// Longest wait for a free connection.
     pub acquire_timeout_ms: u64,
     /// Longest wait for SQLite's file lock (another process writing).
@@ -110,18 +122,23 @@ pub struct DbSettings {
     pub synchronous: SynchronousSetting,
     /// Apply pending migrations when `serve` starts.
     pub migrate_on_start: bool,
+    /// Create the Postgres database named in `url` when it does not exist (tests, first start).
+    pub create_if_missing: bool,
 }
 
 impl Default for DbSettings {
     fn default() -> Self {
         DbSettings {
-            kind: DbKind::Sqlite,
+            kind: None,
+            url: None,
             path: None,
             max_connections: 8,
+            statement_timeout_ms: 5_000,
             acquire_timeout_ms: 2_000,
             busy_timeout_ms: 5_000,
             synchronous: SynchronousSetting::Full,
             migrate_on_start: true,
+            create_if_missing: false,
         }
     }
 }
@@ -238,6 +255,20 @@ impl Settings {
             figment = figment.merge(("log.format", format));
         }
         figment.extract()
+    }
+
+    /// The backend in use.
+    pub fn db_kind(&self) -> DbKind {
+        match (self.db.kind, &self.db.url) {
+            (Some(kind), _) => kind,
+            (None, Some(url))
+                if url.expose().starts_with("postgres://")
+                    || url.expose().starts_with("postgresql://") =>
+            {
+                DbKind::Postgres
+            }
+            (None, _) => DbKind::Sqlite,
+        }
     }
 
     /// The SQLite file in use.

@@ -66,6 +66,11 @@ impl TestApp {
         if let Some(task) = self.task.take() {
             task.await??;
         }
+        if let (crate::settings::DbKind::Postgres, true, Some(url)) =
+            (self.settings.db_kind(), self.settings.db.create_if_missing, &self.settings.db.url)
+        {
+            nova_db::PgStore::drop_database(url.expose()).await?;
+        }
         Ok(())
     }
 }

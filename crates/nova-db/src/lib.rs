@@ -7,6 +7,9 @@
 //!   edit with its version) is one transaction;
 //! - no query uses OFFSET: lists page by keyset on time-ordered ids.
 
+pub mod postgres;
+mod rows;
 pub mod sqlite;
 
+pub use postgres::{PgStore, PostgresSettings};
 pub use sqlite::{SqliteSettings, SqliteStore, Synchronous};

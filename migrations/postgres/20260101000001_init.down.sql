@@ -1,0 +1,10 @@
+DROP TABLE likes;
+DROP TABLE post_versions;
+DROP TABLE post_stats;
+DROP TABLE posts;
+DROP TABLE mutes;
+DROP TABLE blocks;
+DROP TABLE follows;
+DROP TABLE sessions;
+DROP TABLE user_stats;
+DROP TABLE users;

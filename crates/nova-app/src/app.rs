@@ -10,12 +10,12 @@ use anyhow::Context as _;
 use futures_lite::FutureExt as _;
 use nova_core::{IdGenerator, Viewer};
 use nova_db::{PgStore, PostgresSettings, SqliteSettings, SqliteStore, Synchronous};
-use nova_posts::PostStore;
-use nova_users::{GraphStore, SessionStore, UserStore};
 use nova_gateway::{Authenticator, GatewayConfig, GatewayState, OperationTracker, Readiness};
 use nova_graphql::{SchemaLimits, Services};
+use nova_posts::PostStore;
 use nova_posts::PostsService;
 use nova_users::{Argon2Params, AuthConfig, GraphService, TokenService, UsersService};
+use nova_users::{GraphStore, SessionStore, UserStore};
 use rand::RngCore as _;
 
 use crate::settings::{DbKind, Settings, SynchronousSetting};
@@ -32,7 +32,11 @@ impl Storage {
         match settings.db_kind() {
             DbKind::Sqlite => Ok(Storage::Sqlite(open_store(settings).await?)),
             DbKind::Postgres => {
-                let url = settings.db.url.as_ref().context("db.url is required for db.kind = \"postgres\"")?;
+                let url = settings
+                    .db
+                    .url
+                    .as_ref()
+                    .context("db.url is required for db.kind = \"postgres\"")?;
                 if settings.db.create_if_missing {
                     PgStore::create_database_if_missing(url.expose()).await?;
                 }
@@ -83,10 +87,23 @@ where
     S: UserStore + SessionStore + GraphStore + PostStore + 'static,
 {
     let shared = Arc::new(store);
-    let users = Arc::new(UsersService::new(shared.clone(), shared.clone(), Arc::clone(&tokens), Arc::clone(&ids)));
-    let graph = Arc::new(GraphService::new(shared.clone(), shared.clone(), Arc::clone(&ids)));
+    let users = Arc::new(UsersService::new(
+        shared.clone(),
+        shared.clone(),
+        Arc::clone(&tokens),
+        Arc::clone(&ids),
+    ));
+    let graph = Arc::new(GraphService::new(
+        shared.clone(),
+        shared.clone(),
+        Arc::clone(&ids),
+    ));
     let posts = Arc::new(PostsService::new(shared, Arc::clone(&graph), ids));
-    Services { users, graph, posts }
+    Services {
+        users,
+        graph,
+        posts,
+    }
 }
 
 /// A built node, ready to serve.
@@ -145,34 +162,75 @@ fn jwt_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
         return Ok(secret.expose().as_bytes().to_vec());
     }
     let path = settings.data_dir.join("jwt-secret");
-    match std::fs::read(&path) {
+    match read_secret(&path)? {
+        Some(bytes) => Ok(bytes),
+        None => generate_secret(&path),
+    }
+}
+
+/// The secret kept in `path`, `None` when there is no such file.
+fn read_secret(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
         Ok(bytes) => {
             anyhow::ensure!(
                 bytes.len() >= 32,
                 "{} is shorter than 32 bytes; delete it to generate a new one",
                 path.display()
             );
-            Ok(bytes)
+            Ok(Some(bytes))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => generate_secret(&path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(anyhow::Error::new(e).context(format!("read {}", path.display()))),
     }
 }
 
+/// Generates a secret and stores it in `path` (mode 0600) without ever exposing a partial file:
+/// it is written and synced under a temporary name, then linked into place, and the directory is
+/// synced. A crash mid-write leaves no `jwt-secret` behind (the next start generates one), and
+/// of two nodes starting together on one data directory the first link wins and the other
+/// adopts the winner's secret.
 fn generate_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("create {}", path.display()))?;
-    file.write_all(secret.as_bytes())
-        .context("write jwt secret")?;
-    file.sync_all().context("sync jwt secret")?;
+    let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&temporary);
+    let written = (|| -> anyhow::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)
+            .with_context(|| format!("create {}", temporary.display()))?;
+        file.write_all(secret.as_bytes())
+            .context("write jwt secret")?;
+        file.sync_all().context("sync jwt secret")?;
+        Ok(())
+    })();
+    let linked = written.and_then(|()| match std::fs::hard_link(&temporary, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        // File systems without hard links: a rename is atomic too, only not exclusive.
+        Err(_) => std::fs::rename(&temporary, path)
+            .map(|()| true)
+            .with_context(|| format!("create {}", path.display())),
+    });
+    let _ = std::fs::remove_file(&temporary);
+    if !linked? {
+        return read_secret(path)?
+            .with_context(|| format!("{} vanished while starting", path.display()));
+    }
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("sync directory {}", dir.display()))?;
+    }
     Ok(secret.into_bytes())
 }
 
@@ -184,6 +242,13 @@ impl App {
         let store = Storage::open(settings).await?;
         if settings.db.migrate_on_start {
             store.migrate().await?;
+        }
+        if let Some(node_id) = settings.node_id {
+            anyhow::ensure!(
+                node_id <= nova_core::id::MAX_NODE_ID,
+                "node_id is {node_id}; it must be between 0 and {}",
+                nova_core::id::MAX_NODE_ID
+            );
         }
         let node_id = settings
             .node_id
@@ -205,7 +270,9 @@ impl App {
         })?);
         let services = match &store {
             Storage::Sqlite(sqlite) => services_over(sqlite.clone(), Arc::clone(&tokens), ids),
-            Storage::Postgres(postgres) => services_over(postgres.clone(), Arc::clone(&tokens), ids),
+            Storage::Postgres(postgres) => {
+                services_over(postgres.clone(), Arc::clone(&tokens), ids)
+            }
         };
         let limits = SchemaLimits {
             max_depth: settings.graphql.max_depth,
@@ -265,4 +332,32 @@ pub async fn shutdown_signal() {
         }
     };
     ctrl_c.or(term).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn a_generated_secret_is_private_and_a_second_generation_adopts_the_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("jwt-secret");
+        let first = generate_secret(&path).expect("generate");
+        assert_eq!(first.len(), 64);
+        let mode = std::fs::metadata(&path)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // A node that lost the race to create the file adopts the one already there.
+        let second = generate_secret(&path).expect("adopt");
+        assert_eq!(first, second);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["jwt-secret"], "no temporary file is left behind");
+    }
 }

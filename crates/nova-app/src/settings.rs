@@ -230,7 +230,8 @@ pub struct CliOverrides {
 }
 
 impl Settings {
-    /// Merges every source. `config_file` is optional unless `required` is set.
+    /// Merges every source, then [`validate`](Self::validate)s the result. `config_file` is
+    /// optional unless `required` is set.
     pub fn load(
         config_file: &Path,
         required: bool,
@@ -254,7 +255,31 @@ impl Settings {
         if let Some(format) = overrides.log_format {
             figment = figment.merge(("log.format", format));
         }
-        figment.extract()
+        let settings: Settings = figment.extract()?;
+        settings.validate().map_err(figment::Error::from)?;
+        Ok(settings)
+    }
+
+    /// Rejects values that parse but that `serve` would refuse or silently change, so that
+    /// `nova config check` catches them too.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(secret) = &self.auth.jwt_secret {
+            let len = secret.expose().len();
+            if len < 32 {
+                return Err(format!(
+                    "auth.jwt_secret is {len} bytes long; it must be at least 32 bytes (or leave it unset to have one generated)"
+                ));
+            }
+        }
+        if let Some(node_id) = self.node_id {
+            if node_id > nova_core::id::MAX_NODE_ID {
+                return Err(format!(
+                    "node_id is {node_id}; it must be between 0 and {}",
+                    nova_core::id::MAX_NODE_ID
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The backend in use.
@@ -301,6 +326,23 @@ mod tests {
         std::fs::write(&path, "[http]\nmax_bodee_bytes = 2048\n").expect("write");
         let error = Settings::load(&path, true, &CliOverrides::default()).expect_err("unknown key");
         assert!(error.to_string().contains("max_bodee_bytes"), "{error}");
+    }
+
+    #[test]
+    fn short_secrets_and_out_of_range_node_ids_are_rejected_when_loading() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("nova.toml");
+        std::fs::write(&path, "[auth]\njwt_secret = \"too-short\"\n").expect("write");
+        let error = Settings::load(&path, true, &CliOverrides::default()).expect_err("short");
+        assert!(error.to_string().contains("32 bytes"), "{error}");
+        assert!(!error.to_string().contains("too-short"), "{error}");
+
+        std::fs::write(&path, "node_id = 1024\n").expect("write");
+        let error = Settings::load(&path, true, &CliOverrides::default()).expect_err("node id");
+        assert!(error.to_string().contains("node_id"), "{error}");
+
+        std::fs::write(&path, "node_id = 1023\n").expect("write");
+        Settings::load(&path, true, &CliOverrides::default()).expect("largest node id");
     }
 
     #[test]

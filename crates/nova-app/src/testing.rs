@@ -16,12 +16,24 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    /// Settings for tests: a fresh data directory and cheap password hashing.
+    /// Settings for tests: a fresh data directory and cheap password hashing. With
+    /// `NOVA_TEST_DB=postgres` the storage is a fresh Postgres database of its own (on
+    /// `NOVA_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432`), created on first use, so
+    /// the same tests run against both backends without seeing each other's rows.
     pub fn test_settings(data_dir: &std::path::Path) -> Settings {
         let mut settings = Settings {
             data_dir: data_dir.to_path_buf(),
             ..Settings::default()
         };
+        if std::env::var("NOVA_TEST_DB").is_ok_and(|v| v == "postgres") {
+            let base = std::env::var("NOVA_TEST_PG_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+            let name = format!("nova_test_{:016x}", rand::random::<u64>());
+            let url = format!("{}/{name}", base.trim_end_matches('/'));
+            settings.db.kind = Some(crate::settings::DbKind::Postgres);
+            settings.db.url = Some(crate::settings::Secret::from(url));
+            settings.db.create_if_missing = true;
+        }
         settings.http.listen = "127.0.0.1:0".into();
         settings.auth.argon2_memory_kib = 1024;
         settings.auth.argon2_iterations = 1;
@@ -66,9 +78,11 @@ impl TestApp {
         if let Some(task) = self.task.take() {
             task.await??;
         }
-        if let (crate::settings::DbKind::Postgres, true, Some(url)) =
-            (self.settings.db_kind(), self.settings.db.create_if_missing, &self.settings.db.url)
-        {
+        if let (crate::settings::DbKind::Postgres, true, Some(url)) = (
+            self.settings.db_kind(),
+            self.settings.db.create_if_missing,
+            &self.settings.db.url,
+        ) {
             nova_db::PgStore::drop_database(url.expose()).await?;
         }
         Ok(())

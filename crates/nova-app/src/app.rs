@@ -45,6 +45,7 @@ impl Storage {
                     max_connections: settings.db.max_connections,
                     acquire_timeout_ms: settings.db.acquire_timeout_ms,
                     statement_timeout_ms: settings.db.statement_timeout_ms,
+                    reject_above_ratio: settings.db.reject_above_ratio,
                 })
                 .await?;
                 Ok(Storage::Postgres(store))

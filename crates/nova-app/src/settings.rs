@@ -114,6 +114,9 @@ pub struct DbSettings {
     pub max_connections: u32,
     /// Postgres server-side statement timeout.
     pub statement_timeout_ms: u64,
+    /// Above this fraction of the pool in use, new database work is rejected at once with
+    /// UNAVAILABLE (503 + Retry-After) instead of queueing.
+    pub reject_above_ratio: f64,
     /// Longest wait for a free connection.
     pub acquire_timeout_ms: u64,
     /// Longest wait for SQLite's file lock (another process writing).
@@ -134,6 +137,7 @@ impl Default for DbSettings {
             path: None,
             max_connections: 8,
             statement_timeout_ms: 5_000,
+            reject_above_ratio: 0.85,
             acquire_timeout_ms: 2_000,
             busy_timeout_ms: 5_000,
             synchronous: SynchronousSetting::Full,

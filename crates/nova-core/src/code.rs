@@ -83,3 +83,9 @@ mod tests {
         assert_eq!(Code::Unavailable.http_status(), 503);
     }
 }
+
+/// Put in an error chain by an adapter when a failure means "overloaded or a dependency is down,
+/// retry later" rather than a bug: the boundary reports it as UNAVAILABLE (503 + Retry-After).
+#[derive(Debug, thiserror::Error)]
+#[error("service unavailable: {0}")]
+pub struct Unavailable(pub &'static str);

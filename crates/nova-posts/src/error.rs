@@ -1,5 +1,6 @@
 //! Errors of the posts service, each sorted into a stable [`Code`].
 
+use nova_core::code::Unavailable;
 use nova_core::{Code, Coded};
 use nova_users::UserError;
 
@@ -36,6 +37,7 @@ impl Coded for PostError {
             PostError::IdempotencyConflict => Code::Conflict,
             PostError::Unauthenticated => Code::Unauthenticated,
             PostError::Users(inner) => inner.code(),
+            PostError::Internal(error) if error.downcast_ref::<Unavailable>().is_some() => Code::Unavailable,
             PostError::Internal(_) => Code::Internal,
         }
     }

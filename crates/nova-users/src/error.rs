@@ -1,5 +1,6 @@
 //! Errors of the accounts and graph services, each sorted into a stable [`Code`].
 
+use nova_core::code::Unavailable;
 use nova_core::{Code, Coded};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,7 @@ impl Coded for UserError {
             | UserError::Unauthenticated => Code::Unauthenticated,
             UserError::NotFound => Code::NotFound,
             UserError::Forbidden(_) => Code::Forbidden,
+            UserError::Internal(error) if error.downcast_ref::<Unavailable>().is_some() => Code::Unavailable,
             UserError::Internal(_) => Code::Internal,
         }
     }

@@ -70,7 +70,7 @@ impl PgStore {
             .bind(page.after.map(|a| a.0))
             .bind(viewer.map(|v| v.0))
             .bind(page.fetch_limit())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.gate.acquire().await?)
             .await
             .context("list follow edges")?;
         let edges = rows
@@ -93,7 +93,7 @@ impl GraphStore for PgStore {
         followee: Id,
         now: UnixMillis,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await.context("begin follow")?;
+        let mut tx = self.gate.begin().await.context("begin follow")?;
         lock_pair(&mut tx, follower, followee).await?;
         let inserted = sqlx::query(
             "INSERT INTO follows (follower_id, followee_id, id, created_at) \
@@ -117,14 +117,14 @@ impl GraphStore for PgStore {
     }
 
     async fn delete_follow(&self, follower: Id, followee: Id) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await.context("begin unfollow")?;
+        let mut tx = self.gate.begin().await.context("begin unfollow")?;
         let removed = remove_follow(&mut tx, follower, followee).await?;
         tx.commit().await.context("commit unfollow")?;
         Ok(removed)
     }
 
     async fn put_block(&self, blocker: Id, blocked: Id, now: UnixMillis) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await.context("begin block")?;
+        let mut tx = self.gate.begin().await.context("begin block")?;
         lock_pair(&mut tx, blocker, blocked).await?;
         let inserted = sqlx::query("INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(blocker.0)
@@ -143,7 +143,7 @@ impl GraphStore for PgStore {
         let deleted = sqlx::query("DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2")
             .bind(blocker.0)
             .bind(blocked.0)
-            .execute(&self.pool)
+            .execute(&mut *self.gate.acquire().await?)
             .await
             .context("delete block")?;
         Ok(deleted.rows_affected() > 0)
@@ -154,7 +154,7 @@ impl GraphStore for PgStore {
             .bind(muter.0)
             .bind(muted.0)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *self.gate.acquire().await?)
             .await
             .context("insert mute")?;
         Ok(inserted.rows_affected() > 0)
@@ -164,7 +164,7 @@ impl GraphStore for PgStore {
         let deleted = sqlx::query("DELETE FROM mutes WHERE muter_id = $1 AND muted_id = $2")
             .bind(muter.0)
             .bind(muted.0)
-            .execute(&self.pool)
+            .execute(&mut *self.gate.acquire().await?)
             .await
             .context("delete mute")?;
         Ok(deleted.rows_affected() > 0)
@@ -189,7 +189,7 @@ impl GraphStore for PgStore {
         )
         .bind(viewer.0)
         .bind(ids(others))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.gate.acquire().await?)
         .await
         .context("get relationships")?;
         let by_id: std::collections::HashMap<i64, Relationship> = rows

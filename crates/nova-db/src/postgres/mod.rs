@@ -13,6 +13,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use crate::gate::PoolGate;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
 #[derive(Debug, Clone)]
@@ -22,12 +24,15 @@ pub struct PostgresSettings {
     pub acquire_timeout_ms: u64,
     /// Server-side statement timeout, so a runaway query cannot hold a connection forever.
     pub statement_timeout_ms: u64,
+    /// Above this fraction of the pool in use, new work is rejected at once (UNAVAILABLE).
+    pub reject_above_ratio: f64,
 }
 
 /// Implements every store port on a Postgres database.
 #[derive(Clone)]
 pub struct PgStore {
     pub(crate) pool: PgPool,
+    pub(crate) gate: PoolGate<sqlx::Postgres>,
 }
 
 impl PgStore {
@@ -43,7 +48,13 @@ impl PgStore {
             .connect_with(options)
             .await
             .context("connect to postgres")?;
-        Ok(PgStore { pool })
+        let gate = PoolGate::new(
+            pool.clone(),
+            "postgres",
+            settings.max_connections,
+            Some(settings.reject_above_ratio),
+        );
+        Ok(PgStore { pool, gate })
     }
 
     /// Creates the database named in `url` unless it exists.

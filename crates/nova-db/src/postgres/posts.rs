@@ -54,7 +54,7 @@ impl PgStore {
             .bind(page.after.map(|a| a.0))
             .bind(viewer)
             .bind(page.fetch_limit())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.gate.acquire().await?)
             .await
             .context("list posts")?;
         Ok(Page::from_rows(
@@ -67,7 +67,7 @@ impl PgStore {
 #[async_trait]
 impl PostStore for PgStore {
     async fn insert_post(&self, post: &NewPost) -> anyhow::Result<InsertPostOutcome> {
-        let mut tx = self.pool.begin().await.context("begin insert post")?;
+        let mut tx = self.gate.begin().await.context("begin insert post")?;
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO posts (id, author_id, body, visibility, reply_to_id, idempotency_key, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -132,7 +132,7 @@ impl PostStore for PgStore {
             "SELECT {POST_COLUMNS} FROM posts p WHERE p.id = $1 AND p.deleted_at IS NULL"
         ))
         .bind(id.0)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.gate.acquire().await?)
         .await
         .context("get post")?;
         Ok(row.map(Post::from))
@@ -144,7 +144,7 @@ impl PostStore for PgStore {
         body: &PostBody,
         now: UnixMillis,
     ) -> anyhow::Result<Option<Post>> {
-        let mut tx = self.pool.begin().await.context("begin edit post")?;
+        let mut tx = self.gate.begin().await.context("begin edit post")?;
         // Lock the post so concurrent edits from several nodes number their versions in turn.
         let current: Option<(String, i64, Option<i64>)> =
             sqlx::query_as("SELECT body, created_at, edited_at FROM posts WHERE id = $1 AND deleted_at IS NULL FOR UPDATE")
@@ -178,7 +178,7 @@ impl PostStore for PgStore {
     }
 
     async fn delete_post(&self, id: Id, now: UnixMillis) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await.context("begin delete post")?;
+        let mut tx = self.gate.begin().await.context("begin delete post")?;
         let deleted: Option<(i64, Option<i64>)> =
             sqlx::query_as("UPDATE posts SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL RETURNING author_id, reply_to_id")
                 .bind(id.0)
@@ -210,7 +210,7 @@ impl PostStore for PgStore {
     }
 
     async fn put_like(&self, post_id: Id, user_id: Id, now: UnixMillis) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await.context("begin like")?;
+        let mut tx = self.gate.begin().await.context("begin like")?;
         let inserted = sqlx::query("INSERT INTO likes (post_id, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(post_id.0)
             .bind(user_id.0)
@@ -233,7 +233,7 @@ impl PostStore for PgStore {
     }
 
     async fn delete_like(&self, post_id: Id, user_id: Id) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await.context("begin unlike")?;
+        let mut tx = self.gate.begin().await.context("begin unlike")?;
         let deleted = sqlx::query("DELETE FROM likes WHERE post_id = $1 AND user_id = $2")
             .bind(post_id.0)
             .bind(user_id.0)
@@ -269,7 +269,7 @@ impl PostStore for PgStore {
         )
         .bind(ids(post_ids))
         .bind(viewer.map(|v| v.0))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.gate.acquire().await?)
         .await
         .context("get post stats")?;
         Ok(rows
@@ -342,7 +342,7 @@ impl PostStore for PgStore {
         .bind(post_id.0)
         .bind(page.after.map(|a| a.0))
         .bind(page.fetch_limit())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.gate.acquire().await?)
         .await
         .context("list post versions")?;
         let versions = rows

@@ -14,7 +14,7 @@ use crate::rows::{is_unique_violation, SessionRow, UserRow, USER_COLUMNS};
 #[async_trait]
 impl UserStore for PgStore {
     async fn insert_user(&self, user: &NewUser) -> anyhow::Result<InsertUserOutcome> {
-        let mut tx = self.pool.begin().await.context("begin insert user")?;
+        let mut tx = self.gate.begin().await.context("begin insert user")?;
         let inserted = sqlx::query(
             "INSERT INTO users (id, username, email, password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
         )
@@ -47,7 +47,7 @@ impl UserStore for PgStore {
             "SELECT id, password_hash FROM users WHERE username = $1 OR email = $1 LIMIT 1",
         )
         .bind(login)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.gate.acquire().await?)
         .await
         .context("get credentials")?;
         Ok(row.map(|(id, hash)| (Id(id), hash)))
@@ -60,7 +60,7 @@ impl UserStore for PgStore {
         let sql = format!("SELECT {USER_COLUMNS} FROM users u LEFT JOIN user_stats s ON s.user_id = u.id WHERE u.id = ANY($1)");
         let rows: Vec<UserRow> = sqlx::query_as(&sql)
             .bind(ids(user_ids))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.gate.acquire().await?)
             .await
             .context("get users")?;
         Ok(rows.into_iter().map(UserView::from).collect())
@@ -69,7 +69,7 @@ impl UserStore for PgStore {
     async fn get_user_id_by_username(&self, username: &Username) -> anyhow::Result<Option<Id>> {
         let id: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
             .bind(username.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.gate.acquire().await?)
             .await
             .context("get user by username")?;
         Ok(id.map(Id))
@@ -95,7 +95,7 @@ impl UserStore for PgStore {
         .bind(set_avatar)
         .bind(avatar)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.gate.acquire().await?)
         .await
         .context("update profile")?;
         if updated.rows_affected() == 0 {
@@ -129,7 +129,7 @@ async fn insert_session(conn: &mut sqlx::PgConnection, session: &NewSession) -> 
 #[async_trait]
 impl SessionStore for PgStore {
     async fn insert_session(&self, session: &NewSession) -> anyhow::Result<()> {
-        let mut conn = self.pool.acquire().await.context("acquire connection")?;
+        let mut conn = self.gate.acquire().await?;
         insert_session(&mut conn, session).await
     }
 
@@ -141,7 +141,7 @@ impl SessionStore for PgStore {
             "SELECT id, family_id, user_id, expires_at, rotated_at, revoked_at FROM sessions WHERE token_hash = $1",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.gate.acquire().await?)
         .await
         .context("get session")?;
         Ok(row.map(SessionRecord::from))
@@ -153,7 +153,7 @@ impl SessionStore for PgStore {
         next: &NewSession,
         now: UnixMillis,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await.context("begin rotate session")?;
+        let mut tx = self.gate.begin().await.context("begin rotate session")?;
         let updated = sqlx::query("UPDATE sessions SET rotated_at = $2 WHERE id = $1 AND rotated_at IS NULL AND revoked_at IS NULL")
             .bind(old_id.0)
             .bind(now)
@@ -174,7 +174,7 @@ impl SessionStore for PgStore {
         )
         .bind(family_id.0)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.gate.acquire().await?)
         .await
         .context("revoke session family")?;
         Ok(())

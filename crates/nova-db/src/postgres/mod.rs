@@ -5,6 +5,8 @@
 //! concurrent writers from several nodes could otherwise interleave).
 
 mod graph;
+#[cfg(test)]
+mod plans;
 mod posts;
 mod users;
 

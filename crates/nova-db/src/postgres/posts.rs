@@ -15,6 +15,31 @@ const VISIBLE_TO_VIEWER: &str = "(p.visibility = 'PUBLIC' OR p.author_id = $3 \
      AND NOT EXISTS (SELECT 1 FROM blocks vb WHERE (vb.blocker_id = $3 AND vb.blocked_id = p.author_id) \
                                                OR (vb.blocker_id = p.author_id AND vb.blocked_id = $3))";
 
+/// Home feed: ($1 viewer, $2 cursor, $3 viewer, $4 limit).
+pub(crate) fn home_feed_sql() -> String {
+    format!("SELECT {POST_COLUMNS} FROM posts p \
+             WHERE p.author_id IN (SELECT followee_id FROM follows WHERE follower_id = $1 UNION ALL SELECT $1) \
+               AND p.deleted_at IS NULL AND p.id < COALESCE($2, 9223372036854775807) \
+               AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = $3 AND m.muted_id = p.author_id) \
+               AND {VISIBLE_TO_VIEWER} \
+             ORDER BY p.id DESC LIMIT $4")
+}
+
+/// Author timeline: ($1 author, $2 cursor, $3 viewer, $4 limit).
+pub(crate) fn author_posts_sql() -> String {
+    format!("SELECT {POST_COLUMNS} FROM posts p \
+             WHERE p.author_id = $1 AND p.deleted_at IS NULL AND p.id < COALESCE($2, 9223372036854775807) \
+               AND {VISIBLE_TO_VIEWER} \
+             ORDER BY p.id DESC LIMIT $4")
+}
+
+/// Replies of a post: ($1 parent, $2 cursor, $3 viewer, $4 limit).
+pub(crate) fn replies_sql() -> String {
+    format!("SELECT {POST_COLUMNS} FROM posts p \
+             WHERE p.reply_to_id = $1 AND p.deleted_at IS NULL AND p.id > COALESCE($2, 0) AND {VISIBLE_TO_VIEWER} \
+             ORDER BY p.id ASC LIMIT $4")
+}
+
 async fn fetch_post(conn: &mut sqlx::PgConnection, id: Id) -> anyhow::Result<Option<Post>> {
     let row: Option<PostRow> = sqlx::query_as(&format!(
         "SELECT {POST_COLUMNS} FROM posts p WHERE p.id = $1"
@@ -288,14 +313,7 @@ impl PostStore for PgStore {
     }
 
     async fn list_home_feed(&self, viewer: Id, page: &PageRequest) -> anyhow::Result<Page<Post>> {
-        let sql = format!(
-            "SELECT {POST_COLUMNS} FROM posts p \
-             WHERE p.author_id IN (SELECT followee_id FROM follows WHERE follower_id = $1 UNION ALL SELECT $1) \
-               AND p.deleted_at IS NULL AND p.id < COALESCE($2, 9223372036854775807) \
-               AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = $3 AND m.muted_id = p.author_id) \
-               AND {VISIBLE_TO_VIEWER} \
-             ORDER BY p.id DESC LIMIT $4"
-        );
+        let sql = home_feed_sql();
         self.list_posts(&sql, viewer.0, Some(viewer.0), page).await
     }
 
@@ -305,12 +323,7 @@ impl PostStore for PgStore {
         viewer: Option<Id>,
         page: &PageRequest,
     ) -> anyhow::Result<Page<Post>> {
-        let sql = format!(
-            "SELECT {POST_COLUMNS} FROM posts p \
-             WHERE p.author_id = $1 AND p.deleted_at IS NULL AND p.id < COALESCE($2, 9223372036854775807) \
-               AND {VISIBLE_TO_VIEWER} \
-             ORDER BY p.id DESC LIMIT $4"
-        );
+        let sql = author_posts_sql();
         self.list_posts(&sql, author.0, viewer.map(|v| v.0), page)
             .await
     }
@@ -321,11 +334,7 @@ impl PostStore for PgStore {
         viewer: Option<Id>,
         page: &PageRequest,
     ) -> anyhow::Result<Page<Post>> {
-        let sql = format!(
-            "SELECT {POST_COLUMNS} FROM posts p \
-             WHERE p.reply_to_id = $1 AND p.deleted_at IS NULL AND p.id > COALESCE($2, 0) AND {VISIBLE_TO_VIEWER} \
-             ORDER BY p.id ASC LIMIT $4"
-        );
+        let sql = replies_sql();
         self.list_posts(&sql, parent.0, viewer.map(|v| v.0), page)
             .await
     }

@@ -1,0 +1,146 @@
+//! Plan checks for the hot Postgres queries: on a database with enough rows that a bad plan would
+//! show, every hot query must use an index and never scan `posts` sequentially.
+//!
+//! Runs when `NOVA_TEST_DB=postgres` (CI sets it); without it the test says so and checks nothing.
+
+use sqlx::Row as _;
+
+use super::posts::{author_posts_sql, home_feed_sql, replies_sql};
+use super::{PgStore, PostgresSettings};
+use crate::rows::USER_COLUMNS;
+
+const USERS: i64 = 2_000;
+const POSTS: i64 = 200_000;
+
+async fn seeded_store() -> Option<(PgStore, String)> {
+    if std::env::var("NOVA_TEST_DB").ok().as_deref() != Some("postgres") {
+        eprintln!("skipping plan checks: set NOVA_TEST_DB=postgres to run them");
+        return None;
+    }
+    let base = std::env::var("NOVA_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let url = format!(
+        "{}/nova_plans_{}_{}",
+        base.trim_end_matches('/'),
+        std::process::id(),
+        nanos
+    );
+    PgStore::create_database_if_missing(&url)
+        .await
+        .expect("create database");
+    let store = PgStore::open(&PostgresSettings {
+        url: url.clone(),
+        max_connections: 4,
+        acquire_timeout_ms: 5_000,
+        statement_timeout_ms: 120_000,
+        reject_above_ratio: 1.0,
+    })
+    .await
+    .expect("open");
+    store.migrate().await.expect("migrate");
+    // Posts are spread over users with a skew (user id modulo), 10 % of them replies; every user
+    // follows 30 others; a few likes, blocks and mutes so the anti-joins have rows to look at.
+    let seed = format!(
+        "INSERT INTO users (id, username, email, password_hash, created_at, updated_at) \
+           SELECT g, 'user' || g, 'user' || g || '@example.test', 'x', 0, 0 FROM generate_series(1, {USERS}) g; \
+         INSERT INTO user_stats (user_id) SELECT id FROM users; \
+         INSERT INTO posts (id, author_id, body, visibility, reply_to_id, created_at) \
+           SELECT g, 1 + (g * 7919) % {USERS}, 'post ' || g, CASE WHEN g % 5 = 0 THEN 'FOLLOWERS' ELSE 'PUBLIC' END, \
+                  CASE WHEN g % 10 = 0 AND g > 1000 THEN g - 1000 END, g FROM generate_series(1, {POSTS}) g; \
+         INSERT INTO post_stats (post_id) SELECT id FROM posts; \
+         INSERT INTO follows (follower_id, followee_id, id, created_at) \
+           SELECT u, 1 + (u + k * 37) % {USERS}, u * 100 + k, 0 FROM generate_series(1, {USERS}) u, generate_series(1, 30) k \
+           WHERE 1 + (u + k * 37) % {USERS} <> u ON CONFLICT DO NOTHING; \
+         INSERT INTO likes (post_id, user_id, created_at) SELECT g, 1 + g % {USERS}, 0 FROM generate_series(1, 50000) g; \
+         INSERT INTO blocks (blocker_id, blocked_id, created_at) SELECT u, 1 + (u + 1) % {USERS}, 0 FROM generate_series(1, {USERS}, 50) u; \
+         INSERT INTO mutes (muter_id, muted_id, created_at) SELECT u, 1 + (u + 2) % {USERS}, 0 FROM generate_series(1, {USERS}, 40) u; \
+         ANALYZE;"
+    );
+    sqlx::raw_sql(&seed)
+        .execute(store.pool())
+        .await
+        .expect("seed");
+    Some((store, url))
+}
+
+async fn plan(
+    store: &PgStore,
+    sql: &str,
+    subject: i64,
+    cursor: Option<i64>,
+    viewer: Option<i64>,
+) -> String {
+    let rows = sqlx::query(&format!("EXPLAIN {sql}"))
+        .bind(subject)
+        .bind(cursor)
+        .bind(viewer)
+        .bind(21_i64)
+        .fetch_all(store.pool())
+        .await
+        .expect("explain");
+    rows.iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn hot_queries_use_indexes_and_never_scan_posts_sequentially() {
+    let Some((store, url)) = seeded_store().await else {
+        return;
+    };
+    let followers_sql = format!(
+        "SELECT f.id AS edge_id, {USER_COLUMNS} FROM follows f JOIN users u ON u.id = f.follower_id \
+         LEFT JOIN user_stats s ON s.user_id = u.id WHERE f.followee_id = $1 AND ($2::bigint IS NULL OR f.id < $2) \
+         AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = $3 AND b.blocked_id = u.id) \
+         OR (b.blocker_id = u.id AND b.blocked_id = $3)) ORDER BY f.id DESC LIMIT $4"
+    );
+    let cases = [
+        ("home feed, first page", home_feed_sql(), 42, None, Some(42)),
+        (
+            "home feed, deep page",
+            home_feed_sql(),
+            42,
+            Some(POSTS / 3),
+            Some(42),
+        ),
+        (
+            "author timeline, anonymous",
+            author_posts_sql(),
+            7,
+            None,
+            None,
+        ),
+        (
+            "author timeline, viewer",
+            author_posts_sql(),
+            7,
+            Some(POSTS / 2),
+            Some(42),
+        ),
+        ("replies", replies_sql(), 5_000, None, Some(42)),
+        ("followers", followers_sql, 7, None, Some(42)),
+    ];
+    let mut failures = Vec::new();
+    for (name, sql, subject, cursor, viewer) in cases {
+        let plan = plan(&store, &sql, subject, cursor, viewer).await;
+        println!("-- {name}\n{plan}\n");
+        if plan.contains("Seq Scan on posts")
+            || plan.contains("Seq Scan on follows")
+            || !plan.contains("Index")
+        {
+            failures.push(format!("{name}:\n{plan}"));
+        }
+    }
+    store.close().await;
+    PgStore::drop_database(&url).await.expect("drop database");
+    assert!(
+        failures.is_empty(),
+        "queries without index plans:\n{}",
+        failures.join("\n\n")
+    );
+}

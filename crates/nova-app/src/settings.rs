@@ -240,12 +240,12 @@ impl Settings {
         config_file: &Path,
         required: bool,
         overrides: &CliOverrides,
-    ) -> Result<Settings, figment::Error> {
+    ) -> Result<Settings, Box<figment::Error>> {
         if required && !config_file.exists() {
-            return Err(figment::Error::from(format!(
+            return Err(Box::new(figment::Error::from(format!(
                 "config file {} not found",
                 config_file.display()
-            )));
+            ))));
         }
         let mut figment = Figment::from(Serialized::defaults(Settings::default()))
             .merge(Toml::file(config_file))
@@ -259,8 +259,10 @@ impl Settings {
         if let Some(format) = overrides.log_format {
             figment = figment.merge(("log.format", format));
         }
-        let settings: Settings = figment.extract()?;
-        settings.validate().map_err(figment::Error::from)?;
+        let settings: Settings = figment.extract().map_err(Box::new)?;
+        settings
+            .validate()
+            .map_err(|message| Box::new(figment::Error::from(message)))?;
         Ok(settings)
     }
 

@@ -9,8 +9,13 @@ fn workspace_root() -> PathBuf {
 
 /// Names of the normal (non-dev) dependencies of a crate, read from its Cargo.toml.
 fn dependencies(crate_name: &str) -> Vec<String> {
-    let manifest = std::fs::read_to_string(workspace_root().join("crates").join(crate_name).join("Cargo.toml"))
-        .unwrap_or_else(|e| panic!("read {crate_name}/Cargo.toml: {e}"));
+    let manifest = std::fs::read_to_string(
+        workspace_root()
+            .join("crates")
+            .join(crate_name)
+            .join("Cargo.toml"),
+    )
+    .unwrap_or_else(|e| panic!("read {crate_name}/Cargo.toml: {e}"));
     let mut in_deps = false;
     let mut deps = Vec::new();
     for line in manifest.lines() {
@@ -43,7 +48,10 @@ fn crates() -> Vec<String> {
 fn core_depends_on_no_runtime_and_no_other_nova_crate() {
     for dep in dependencies("nova-core") {
         assert!(!dep.starts_with("nova-"), "nova-core depends on {dep}");
-        assert!(!["tokio", "sqlx", "axum", "async-graphql"].contains(&dep.as_str()), "nova-core depends on {dep}");
+        assert!(
+            !["tokio", "sqlx", "axum", "async-graphql"].contains(&dep.as_str()),
+            "nova-core depends on {dep}"
+        );
     }
 }
 
@@ -52,7 +60,17 @@ fn domains_do_no_io_through_adapters() {
     for domain in ["nova-users", "nova-posts"] {
         for dep in dependencies(domain) {
             assert!(
-                !["sqlx", "axum", "async-graphql", "redis", "rdkafka", "nova-db", "nova-graphql", "nova-gateway"].contains(&dep.as_str()),
+                ![
+                    "sqlx",
+                    "axum",
+                    "async-graphql",
+                    "redis",
+                    "rdkafka",
+                    "nova-db",
+                    "nova-graphql",
+                    "nova-gateway"
+                ]
+                .contains(&dep.as_str()),
                 "{domain} depends on {dep}"
             );
         }
@@ -64,15 +82,27 @@ fn only_the_composition_roots_name_storage_adapters() {
     for name in crates() {
         let allowed = ["nova-app", "nova-bench"].contains(&name.as_str());
         if !allowed {
-            assert!(!dependencies(&name).contains(&"nova-db".to_owned()), "{name} depends on nova-db");
+            assert!(
+                !dependencies(&name).contains(&"nova-db".to_owned()),
+                "{name} depends on nova-db"
+            );
         }
     }
-    assert!(!dependencies("nova-graphql").contains(&"axum".to_owned()), "nova-graphql depends on axum");
-    assert!(!dependencies("nova-gateway").contains(&"sqlx".to_owned()), "nova-gateway depends on sqlx");
+    assert!(
+        !dependencies("nova-graphql").contains(&"axum".to_owned()),
+        "nova-graphql depends on axum"
+    );
+    assert!(
+        !dependencies("nova-gateway").contains(&"sqlx".to_owned()),
+        "nova-gateway depends on sqlx"
+    );
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("read dir").filter_map(|e| e.ok()) {
+    for entry in std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(|e| e.ok())
+    {
         let path = entry.path();
         if path.is_dir() {
             rust_files(&path, out);
@@ -95,5 +125,8 @@ fn every_rust_file_starts_with_a_module_doc_comment() {
         })
         .map(|p| p.display().to_string())
         .collect();
-    assert!(missing.is_empty(), "files without a //! header: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "files without a //! header: {missing:?}"
+    );
 }

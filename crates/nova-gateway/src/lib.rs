@@ -28,7 +28,9 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 
 /// Verifies bearer tokens. Implemented by the composition root over the accounts domain.
 pub trait Authenticator: Send + Sync {
-    fn authenticate(&self, bearer_token: &str) -> Result<Viewer, ()>;
+    /// `None` for every failure (malformed, expired, bad signature): they all get the same 401,
+    /// and the reason is not something the edge may log or reveal.
+    fn authenticate(&self, bearer_token: &str) -> Option<Viewer>;
 }
 
 /// Reports whether the node can serve traffic (storage reachable, migrations applied).

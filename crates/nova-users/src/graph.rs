@@ -87,8 +87,13 @@ impl GraphService {
         Ok(())
     }
 
+    /// Idempotent. An account that blocked the viewer does not exist for it (its profile would
+    /// otherwise leak through the mutation's payload); no follow can exist across a block anyway.
     pub async fn unfollow(&self, viewer: Viewer, target: Id) -> Result<(), UserError> {
-        self.target(viewer, target, "unfollow").await?;
+        let rel = self.target(viewer, target, "unfollow").await?;
+        if rel.blocks_viewer {
+            return Err(UserError::NotFound);
+        }
         self.graph.delete_follow(viewer.user_id, target).await?;
         Ok(())
     }
@@ -118,8 +123,12 @@ impl GraphService {
         Ok(())
     }
 
+    /// Idempotent. Like `mute`, refused with NotFound while the target blocks the viewer.
     pub async fn unmute(&self, viewer: Viewer, target: Id) -> Result<(), UserError> {
-        self.target(viewer, target, "unmute").await?;
+        let rel = self.target(viewer, target, "unmute").await?;
+        if rel.blocks_viewer {
+            return Err(UserError::NotFound);
+        }
         self.graph.delete_mute(viewer.user_id, target).await?;
         Ok(())
     }

@@ -103,8 +103,13 @@ async fn metrics(State(state): State<GatewayState>) -> Response {
 /// Installs the process-wide Prometheus recorder once and returns its handle. The `metrics`
 /// facade is global by design; every app in the process (tests start several) shares it.
 pub fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
-    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
-    if let Some(handle) = HANDLE.get() {
+    // One mutex around check-install-store, so apps starting at the same moment (tests) never
+    // see a half-installed recorder.
+    static HANDLE: std::sync::Mutex<Option<PrometheusHandle>> = std::sync::Mutex::new(None);
+    let mut slot = HANDLE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(handle) = slot.as_ref() {
         return Ok(handle.clone());
     }
     let buckets = [
@@ -115,11 +120,8 @@ pub fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
         .map_err(|e| anyhow::anyhow!("metrics buckets: {e}"))?
         .build_recorder();
     let handle = recorder.handle();
-    if metrics::set_global_recorder(recorder).is_ok() {
-        let _ = HANDLE.set(handle);
-    }
-    HANDLE
-        .get()
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("another metrics recorder is installed"))
+    metrics::set_global_recorder(recorder)
+        .map_err(|_| anyhow::anyhow!("another metrics recorder is installed"))?;
+    *slot = Some(handle.clone());
+    Ok(handle)
 }

@@ -37,7 +37,9 @@ impl Coded for PostError {
             PostError::IdempotencyConflict => Code::Conflict,
             PostError::Unauthenticated => Code::Unauthenticated,
             PostError::Users(inner) => inner.code(),
-            PostError::Internal(error) if error.downcast_ref::<Unavailable>().is_some() => Code::Unavailable,
+            PostError::Internal(error) if error.downcast_ref::<Unavailable>().is_some() => {
+                Code::Unavailable
+            }
             PostError::Internal(_) => Code::Internal,
         }
     }

@@ -97,16 +97,36 @@ impl PostsService {
         match self.posts.insert_post(&new_post).await? {
             InsertPostOutcome::Created(post) => Ok(post),
             InsertPostOutcome::Existing(post) => {
-                let same = post.body == new_post.body.as_str()
-                    && post.visibility == new_post.visibility
-                    && post.reply_to_id == new_post.reply_to_id;
-                if same || post.edited_at.is_some() {
+                // A retry carries the body the post was created with, which an edit since then
+                // may have replaced: compare with that original body, not the current one.
+                let same = post.visibility == new_post.visibility
+                    && post.reply_to_id == new_post.reply_to_id
+                    && self.original_body(&post).await? == new_post.body.as_str();
+                if same {
                     Ok(post)
                 } else {
                     Err(PostError::IdempotencyConflict)
                 }
             }
         }
+    }
+
+    /// The body a post was created with: version 1 once it was edited, its body otherwise.
+    async fn original_body(&self, post: &Post) -> Result<String, PostError> {
+        if post.edited_at.is_none() {
+            return Ok(post.body.clone());
+        }
+        // Versions list newest first below `after`, so `after: 2` yields exactly version 1.
+        let first_version = PageRequest {
+            limit: 1,
+            after: Some(Id(2)),
+        };
+        let versions = self.posts.list_versions(post.id, &first_version).await?;
+        Ok(versions
+            .items
+            .into_iter()
+            .find(|v| v.version == 1)
+            .map_or_else(|| post.body.clone(), |v| v.body))
     }
 
     async fn own_post(&self, viewer: Viewer, id: Id) -> Result<Post, PostError> {

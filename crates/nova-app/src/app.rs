@@ -46,6 +46,7 @@ impl Storage {
                     acquire_timeout_ms: settings.db.acquire_timeout_ms,
                     statement_timeout_ms: settings.db.statement_timeout_ms,
                     reject_above_ratio: settings.db.reject_above_ratio,
+                    saturation_grace_ms: settings.db.saturation_grace_ms,
                 })
                 .await?;
                 Ok(Storage::Postgres(store))
@@ -136,6 +137,8 @@ async fn open_store(settings: &Settings) -> anyhow::Result<SqliteStore> {
         max_read_connections: settings.db.max_connections,
         busy_timeout_ms: settings.db.busy_timeout_ms,
         acquire_timeout_ms: settings.db.acquire_timeout_ms,
+        reject_above_ratio: settings.db.reject_above_ratio,
+        saturation_grace_ms: settings.db.saturation_grace_ms,
         synchronous: match settings.db.synchronous {
             SynchronousSetting::Full => Synchronous::Full,
             SynchronousSetting::Normal => Synchronous::Normal,

@@ -117,6 +117,9 @@ pub struct DbSettings {
     /// Above this fraction of the pool in use, new database work is rejected at once with
     /// UNAVAILABLE (503 + Retry-After) instead of queueing.
     pub reject_above_ratio: f64,
+    /// How long the pool may stay above `reject_above_ratio` before rejection starts: a short
+    /// burst from one request passes, a database that stays saturated is shed.
+    pub saturation_grace_ms: u64,
     /// Longest wait for a free connection.
     pub acquire_timeout_ms: u64,
     /// Longest wait for SQLite's file lock (another process writing).
@@ -138,6 +141,7 @@ impl Default for DbSettings {
             max_connections: 8,
             statement_timeout_ms: 5_000,
             reject_above_ratio: 0.85,
+            saturation_grace_ms: 100,
             acquire_timeout_ms: 2_000,
             busy_timeout_ms: 5_000,
             synchronous: SynchronousSetting::Full,

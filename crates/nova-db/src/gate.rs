@@ -1,14 +1,19 @@
 //! The pool gate: every connection acquisition passes through it.
 //!
-//! When more than `reject_above_ratio` of the pool is in use, new work is rejected at once with
-//! [`Unavailable`] instead of queueing behind a slow database: overload shows as a fast 503 at
-//! the edge rather than as a pile of requests waiting for connections. Otherwise acquisition waits
-//! at most the pool's acquire timeout, and a timeout is also reported as [`Unavailable`].
+//! When more than `reject_above_ratio` of the pool has been in use for longer than a short grace
+//! period, new work is rejected at once with [`Unavailable`] instead of queueing behind a slow
+//! database: overload shows as a fast 503 at the edge rather than as a pile of requests waiting
+//! for connections. The grace period (100 ms by default) lets a healthy burst through (one
+//! GraphQL request may run a few dozen short queries in parallel); a database that stays
+//! saturated past it is slow or stuck. Otherwise acquisition waits at most the pool's acquire
+//! timeout, and a timeout is also reported as [`Unavailable`].
 //!
 //! Metrics: `db_pool_exhausted_total` (rejections and timeouts), `db_pool_utilization_ratio`,
 //! `db_pool_acquire_wait_seconds`, each labelled with the pool name.
 
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use nova_core::code::Unavailable;
 use sqlx::pool::PoolConnection;
@@ -21,6 +26,11 @@ pub struct PoolGate<DB: Database> {
     max_connections: u32,
     /// `None` disables early rejection (SQLite's single writer connection is meant to queue).
     reject_above_ratio: Option<f64>,
+    /// How long the pool may stay above the ratio before new work is rejected.
+    grace: Duration,
+    /// Micros since `epoch` at which the pool went above the ratio; 0 when it is below.
+    saturated_since_micros: Arc<AtomicU64>,
+    epoch: Instant,
 }
 
 // Manual impl: a derive would require `DB: Clone`, which the database marker types are not.
@@ -31,6 +41,9 @@ impl<DB: Database> Clone for PoolGate<DB> {
             name: self.name,
             max_connections: self.max_connections,
             reject_above_ratio: self.reject_above_ratio,
+            grace: self.grace,
+            saturated_since_micros: Arc::clone(&self.saturated_since_micros),
+            epoch: self.epoch,
         }
     }
 }
@@ -41,13 +54,39 @@ impl<DB: Database> PoolGate<DB> {
         name: &'static str,
         max_connections: u32,
         reject_above_ratio: Option<f64>,
+        grace: Duration,
     ) -> Self {
         PoolGate {
             pool,
             name,
             max_connections: max_connections.max(1),
             reject_above_ratio,
+            grace,
+            saturated_since_micros: Arc::new(AtomicU64::new(0)),
+            epoch: Instant::now(),
         }
+    }
+
+    /// Whether the pool has been above the ratio for longer than the grace period.
+    fn saturated_past_grace(&self, above: bool) -> bool {
+        if !above {
+            self.saturated_since_micros.store(0, Ordering::Relaxed);
+            return false;
+        }
+        // +1 so that saturation starting at the very first microsecond is not read as "none".
+        let now = u64::try_from(self.epoch.elapsed().as_micros())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let since = match self.saturated_since_micros.compare_exchange(
+            0,
+            now,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => now,
+            Err(earlier) => earlier,
+        };
+        Duration::from_micros(now.saturating_sub(since)) >= self.grace
     }
 
     pub fn pool(&self) -> &Pool<DB> {
@@ -67,7 +106,7 @@ impl<DB: Database> PoolGate<DB> {
         let utilization = self.utilization();
         metrics::gauge!("db_pool_utilization_ratio", "pool" => self.name).set(utilization);
         if let Some(limit) = self.reject_above_ratio {
-            if utilization > limit {
+            if self.saturated_past_grace(utilization > limit) {
                 metrics::counter!("db_pool_exhausted_total", "pool" => self.name).increment(1);
                 return Err(anyhow::Error::new(Unavailable("database pool exhausted")));
             }

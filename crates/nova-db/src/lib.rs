@@ -7,6 +7,7 @@
 //!   edit with its version) is one transaction;
 //! - no query uses OFFSET: lists page by keyset on time-ordered ids.
 
+mod error;
 pub mod gate;
 pub mod postgres;
 mod rows;

@@ -41,6 +41,8 @@ async fn open(path: &Path) -> SqliteStore {
         busy_timeout_ms: 5_000,
         acquire_timeout_ms: 5_000,
         synchronous: Synchronous::Normal,
+        reject_above_ratio: 0.85,
+        saturation_grace_ms: 100,
     })
     .await
     .expect("open store")

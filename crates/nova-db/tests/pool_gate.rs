@@ -37,6 +37,7 @@ async fn store(reject_above_ratio: f64) -> Option<(PgStore, String)> {
         acquire_timeout_ms: 300,
         statement_timeout_ms: 5_000,
         reject_above_ratio,
+        saturation_grace_ms: 0,
     })
     .await
     .expect("open");

@@ -224,7 +224,11 @@ fn authenticate(state: &GatewayState, headers: &HeaderMap) -> Result<Option<View
     };
     let value = value.to_str().map_err(|_| ())?;
     let token = value.strip_prefix("Bearer ").ok_or(())?;
-    state.authenticator.authenticate(token.trim()).map(Some)
+    state
+        .authenticator
+        .authenticate(token.trim())
+        .map(Some)
+        .ok_or(())
 }
 
 fn request_id(headers: &HeaderMap) -> String {
@@ -235,9 +239,29 @@ fn request_id(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-/// Gives every error a code: errors raised before execution (no path) are the client's
-/// (INVALID_INPUT); an uncoded execution error is an internal failure and is masked. INTERNAL
-/// errors carry the request id so operators can find the logged detail.
+/// Messages async-graphql gives the errors it raises while coercing a field's arguments during
+/// execution: values its validation lets through (an Int literal beyond 32 bits, a scalar where an
+/// input object is expected, a variable without a value). They describe the client's input.
+const ARGUMENT_ERROR_PREFIXES: [&str; 4] = [
+    "Failed to parse \"",
+    "Expected input type \"",
+    "Invalid value for argument ",
+    "Variable ",
+];
+
+/// Longest argument error message passed on; they can quote the client's (arbitrarily long) value.
+const MAX_ARGUMENT_MESSAGE_CHARS: usize = 300;
+
+fn is_argument_error(message: &str) -> bool {
+    ARGUMENT_ERROR_PREFIXES
+        .iter()
+        .any(|prefix| message.starts_with(prefix))
+}
+
+/// Gives every error a code: errors raised before execution (no path) and argument coercion
+/// errors are the client's (INVALID_INPUT); any other uncoded execution error is an internal
+/// failure and is masked. INTERNAL errors carry the request id so operators can find the logged
+/// detail.
 fn sort_errors(errors: &mut [Value], request_id: &str) {
     for error in errors {
         let Some(object) = error.as_object_mut() else {
@@ -252,9 +276,26 @@ fn sort_errors(errors: &mut [Value], request_id: &str) {
             .get("code")
             .and_then(Value::as_str)
             .map(str::to_owned);
+        let message = object
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         let code = match code {
             Some(code) => code,
+            None if has_path && is_argument_error(&message) => {
+                if message.chars().count() > MAX_ARGUMENT_MESSAGE_CHARS {
+                    let short: String = message.chars().take(MAX_ARGUMENT_MESSAGE_CHARS).collect();
+                    object.insert("message".into(), Value::String(format!("{short}…")));
+                }
+                Code::InvalidInput.as_str().to_owned()
+            }
             None if has_path => {
+                tracing::error!(
+                    request_id,
+                    error = %message,
+                    "uncoded execution error"
+                );
                 object.insert("message".into(), Value::String("internal error".into()));
                 Code::Internal.as_str().to_owned()
             }
@@ -373,6 +414,8 @@ async fn execute(
             MediaType::GraphqlResponseJson => StatusCode::BAD_REQUEST,
             MediaType::Json => StatusCode::OK,
         }
+    } else if wholly_unavailable(&body) {
+        StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
     };
@@ -385,11 +428,40 @@ async fn execute(
         started,
     );
     let mut http_response = (status, body.to_string()).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        http_response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
     http_response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(media.as_str()),
     );
     http_response
+}
+
+/// Seconds a client should wait before retrying a request shed for overload.
+const RETRY_AFTER_SECS: &str = "1";
+
+/// The whole request failed because the service is overloaded or a dependency is down: every
+/// error is UNAVAILABLE and no root field produced data. Such a response is a 503 with
+/// Retry-After, so clients and load balancers back off; a partial failure stays a 200.
+fn wholly_unavailable(body: &Value) -> bool {
+    let Some(errors) = body.get("errors").and_then(Value::as_array) else {
+        return false;
+    };
+    let all_unavailable = !errors.is_empty()
+        && errors.iter().all(|e| {
+            e.pointer("/extensions/code").and_then(Value::as_str)
+                == Some(Code::Unavailable.as_str())
+        });
+    let no_data = match body.get("data") {
+        None | Some(Value::Null) => true,
+        Some(Value::Object(fields)) => fields.values().all(Value::is_null),
+        Some(_) => false,
+    };
+    all_unavailable && no_data
 }
 
 /// One log line and the metrics of a GraphQL request. Never the query, variables or tokens.
@@ -427,11 +499,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn uncoded_execution_errors_are_masked_and_request_errors_are_invalid_input() {
+    fn uncoded_execution_errors_are_masked_and_request_and_argument_errors_are_invalid_input() {
         let mut errors = vec![
             json!({ "message": "database exploded at 10.0.0.1", "path": ["me"] }),
             json!({ "message": "Unknown field \"x\"" }),
             json!({ "message": "no", "path": ["a"], "extensions": { "code": "FORBIDDEN" } }),
+            json!({ "message": "Failed to parse \"Int\": Only integers from -2147483648 to 2147483647 are accepted.", "path": ["homeFeed"] }),
+            json!({ "message": format!("Expected input type \"CreatePostInput\", found \"{}\".", "x".repeat(10_000)), "path": ["createPost"] }),
         ];
         sort_errors(&mut errors, "req-1");
         assert_eq!(errors[0]["message"], "internal error");
@@ -439,5 +513,32 @@ mod tests {
         assert_eq!(errors[0]["extensions"]["requestId"], "req-1");
         assert_eq!(errors[1]["extensions"]["code"], "INVALID_INPUT");
         assert_eq!(errors[2]["extensions"]["code"], "FORBIDDEN");
+        assert_eq!(errors[3]["extensions"]["code"], "INVALID_INPUT");
+        assert!(errors[3]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Failed to parse")));
+        assert_eq!(errors[4]["extensions"]["code"], "INVALID_INPUT");
+        assert!(errors[4]["message"]
+            .as_str()
+            .is_some_and(|m| m.chars().count() <= MAX_ARGUMENT_MESSAGE_CHARS + 1));
+    }
+
+    #[test]
+    fn only_a_request_that_failed_entirely_for_unavailability_is_a_503() {
+        let unavailable = json!({ "message": "busy", "extensions": { "code": "UNAVAILABLE" } });
+        let forbidden = json!({ "message": "no", "extensions": { "code": "FORBIDDEN" } });
+        assert!(wholly_unavailable(
+            &json!({ "data": null, "errors": [unavailable] })
+        ));
+        assert!(wholly_unavailable(
+            &json!({ "data": { "a": null, "b": null }, "errors": [unavailable, unavailable] })
+        ));
+        assert!(!wholly_unavailable(
+            &json!({ "data": { "a": 1, "b": null }, "errors": [unavailable] })
+        ));
+        assert!(!wholly_unavailable(
+            &json!({ "data": null, "errors": [unavailable, forbidden] })
+        ));
+        assert!(!wholly_unavailable(&json!({ "data": { "a": 1 } })));
     }
 }

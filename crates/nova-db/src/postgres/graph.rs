@@ -1,6 +1,6 @@
 //! Follows, blocks and mutes on Postgres.
 
-use anyhow::Context as _;
+use crate::error::DbContext as _;
 use async_trait::async_trait;
 use nova_core::{Id, Page, PageRequest, UnixMillis};
 use nova_users::model::{FollowEdge, Relationship, UserView};
@@ -60,7 +60,7 @@ impl PgStore {
         let sql = format!(
             "SELECT f.id AS edge_id, {USER_COLUMNS} FROM follows f \
              JOIN users u ON u.id = f.{join_column} LEFT JOIN user_stats s ON s.user_id = u.id \
-             WHERE f.{filter_column} = $1 AND ($2::bigint IS NULL OR f.id < $2) \
+             WHERE f.{filter_column} = $1 AND f.id < COALESCE($2, 9223372036854775807) \
              AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = $3 AND b.blocked_id = u.id) \
                                                    OR (b.blocker_id = u.id AND b.blocked_id = $3)) \
              ORDER BY f.id DESC LIMIT $4"

@@ -28,6 +28,8 @@ pub struct PostgresSettings {
     pub statement_timeout_ms: u64,
     /// Above this fraction of the pool in use, new work is rejected at once (UNAVAILABLE).
     pub reject_above_ratio: f64,
+    /// How long the pool may stay above that fraction before rejection starts.
+    pub saturation_grace_ms: u64,
 }
 
 /// Implements every store port on a Postgres database.
@@ -55,6 +57,7 @@ impl PgStore {
             "postgres",
             settings.max_connections,
             Some(settings.reject_above_ratio),
+            Duration::from_millis(settings.saturation_grace_ms),
         );
         Ok(PgStore { pool, gate })
     }

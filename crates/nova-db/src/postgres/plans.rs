@@ -38,6 +38,7 @@ async fn seeded_store() -> Option<(PgStore, String)> {
         acquire_timeout_ms: 5_000,
         statement_timeout_ms: 120_000,
         reject_above_ratio: 1.0,
+        saturation_grace_ms: 0,
     })
     .await
     .expect("open");
@@ -95,7 +96,7 @@ async fn hot_queries_use_indexes_and_never_scan_posts_sequentially() {
     };
     let followers_sql = format!(
         "SELECT f.id AS edge_id, {USER_COLUMNS} FROM follows f JOIN users u ON u.id = f.follower_id \
-         LEFT JOIN user_stats s ON s.user_id = u.id WHERE f.followee_id = $1 AND ($2::bigint IS NULL OR f.id < $2) \
+         LEFT JOIN user_stats s ON s.user_id = u.id WHERE f.followee_id = $1 AND f.id < COALESCE($2, 9223372036854775807) \
          AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = $3 AND b.blocked_id = u.id) \
          OR (b.blocker_id = u.id AND b.blocked_id = $3)) ORDER BY f.id DESC LIMIT $4"
     );

@@ -1,6 +1,6 @@
 //! Accounts and sessions on Postgres.
 
-use anyhow::Context as _;
+use crate::error::DbContext as _;
 use async_trait::async_trait;
 use nova_core::{Id, UnixMillis};
 use nova_users::model::{ProfilePatch, User, UserView, Username};

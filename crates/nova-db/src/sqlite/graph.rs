@@ -1,13 +1,13 @@
 //! Follows, blocks and mutes on SQLite.
 
-use anyhow::Context as _;
+use crate::error::DbContext as _;
 use async_trait::async_trait;
 use nova_core::{Id, Page, PageRequest, UnixMillis};
 use nova_users::model::{FollowEdge, Relationship, UserView};
 use nova_users::store::GraphStore;
 
-use super::users::{UserRow, USER_COLUMNS};
 use super::{ids_json, SqliteStore};
+use crate::rows::{EdgeRow, USER_COLUMNS};
 
 /// Moves both follow counters of one edge by `delta`.
 async fn bump_follow_counters(
@@ -49,13 +49,6 @@ async fn remove_follow(
     Ok(true)
 }
 
-#[derive(sqlx::FromRow)]
-struct EdgeRow {
-    edge_id: i64,
-    #[sqlx(flatten)]
-    user: UserRow,
-}
-
 impl SqliteStore {
     async fn list_edges(
         &self,
@@ -68,7 +61,7 @@ impl SqliteStore {
         let sql = format!(
             "SELECT f.id AS edge_id, {USER_COLUMNS} FROM follows f \
              JOIN users u ON u.id = f.{join_column} LEFT JOIN user_stats s ON s.user_id = u.id \
-             WHERE f.{filter_column} = ?1 AND (?2 IS NULL OR f.id < ?2) \
+             WHERE f.{filter_column} = ?1 AND f.id < COALESCE(?2, 9223372036854775807) \
              AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = ?3 AND b.blocked_id = u.id) \
                                                    OR (b.blocker_id = u.id AND b.blocked_id = ?3)) \
              ORDER BY f.id DESC LIMIT ?4"
@@ -78,7 +71,7 @@ impl SqliteStore {
             .bind(page.after.map(|a| a.0))
             .bind(viewer.map(|v| v.0))
             .bind(page.fetch_limit())
-            .fetch_all(&self.reader)
+            .fetch_all(&mut *self.reader.acquire().await?)
             .await
             .context("list follow edges")?;
         let edges = rows
@@ -149,7 +142,7 @@ impl GraphStore for SqliteStore {
         let deleted = sqlx::query("DELETE FROM blocks WHERE blocker_id = ?1 AND blocked_id = ?2")
             .bind(blocker.0)
             .bind(blocked.0)
-            .execute(&self.writer)
+            .execute(&mut *self.writer.acquire().await?)
             .await
             .context("delete block")?;
         Ok(deleted.rows_affected() > 0)
@@ -160,7 +153,7 @@ impl GraphStore for SqliteStore {
             .bind(muter.0)
             .bind(muted.0)
             .bind(now)
-            .execute(&self.writer)
+            .execute(&mut *self.writer.acquire().await?)
             .await
             .context("insert mute")?;
         Ok(inserted.rows_affected() > 0)
@@ -170,7 +163,7 @@ impl GraphStore for SqliteStore {
         let deleted = sqlx::query("DELETE FROM mutes WHERE muter_id = ?1 AND muted_id = ?2")
             .bind(muter.0)
             .bind(muted.0)
-            .execute(&self.writer)
+            .execute(&mut *self.writer.acquire().await?)
             .await
             .context("delete mute")?;
         Ok(deleted.rows_affected() > 0)
@@ -195,7 +188,7 @@ impl GraphStore for SqliteStore {
         )
         .bind(viewer.0)
         .bind(ids_json(others))
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *self.reader.acquire().await?)
         .await
         .context("get relationships")?;
         let by_id: std::collections::HashMap<i64, Relationship> = rows

@@ -8,14 +8,15 @@ mod graph;
 mod posts;
 mod users;
 
+use crate::gate::PoolGate;
+
 use std::path::PathBuf;
 use std::str::FromStr as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Sqlite;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
@@ -35,13 +36,19 @@ pub struct SqliteSettings {
     pub busy_timeout_ms: u64,
     pub acquire_timeout_ms: u64,
     pub synchronous: Synchronous,
+    /// Above this fraction of read connections in use, new reads are rejected at once.
+    pub reject_above_ratio: f64,
+    /// How long the read pool may stay above that fraction before rejection starts.
+    pub saturation_grace_ms: u64,
 }
 
 /// Implements every store port on one SQLite file.
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    /// The single writer connection: writes queue here for at most the acquire timeout, which
+    /// is the "wait briefly" that replaces SQLite's "database is locked".
+    writer: PoolGate<Sqlite>,
+    reader: PoolGate<Sqlite>,
 }
 
 impl SqliteStore {
@@ -75,16 +82,32 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(settings.max_read_connections.max(1))
             .acquire_timeout(acquire)
-            .connect_with(options.read_only(true))
+            .connect_with(
+                options
+                    .read_only(true)
+                    // Reads share the OS page cache through mmap instead of each connection
+                    // copying pages into its own small cache.
+                    .pragma("mmap_size", "268435456"),
+            )
             .await
             .context("open sqlite read connections")?;
-        Ok(SqliteStore { writer, reader })
+        let read_connections = settings.max_read_connections.max(1);
+        Ok(SqliteStore {
+            writer: PoolGate::new(writer, "sqlite_writer", 1, None, Duration::ZERO),
+            reader: PoolGate::new(
+                reader,
+                "sqlite_reader",
+                read_connections,
+                Some(settings.reject_above_ratio),
+                Duration::from_millis(settings.saturation_grace_ms),
+            ),
+        })
     }
 
     /// Applies pending migrations. Idempotent.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         MIGRATOR
-            .run(&self.writer)
+            .run(self.writer.pool())
             .await
             .context("apply sqlite migrations")
     }
@@ -95,7 +118,7 @@ impl SqliteStore {
         let keep = applied.len().saturating_sub(steps);
         let target = if keep == 0 { 0 } else { applied[keep - 1] };
         MIGRATOR
-            .undo(&self.writer, target)
+            .undo(self.writer.pool(), target)
             .await
             .context("revert sqlite migrations")
     }
@@ -104,7 +127,7 @@ impl SqliteStore {
         let exists: Option<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
         )
-        .fetch_optional(&self.reader)
+        .fetch_optional(self.reader.pool())
         .await
         .context("look for migrations table")?;
         if exists.is_none() {
@@ -113,7 +136,7 @@ impl SqliteStore {
         sqlx::query_scalar(
             "SELECT version FROM _sqlx_migrations WHERE success = 1 ORDER BY version",
         )
-        .fetch_all(&self.reader)
+        .fetch_all(self.reader.pool())
         .await
         .context("read applied migrations")
     }
@@ -132,8 +155,8 @@ impl SqliteStore {
 
     /// Closes both pools, flushing the WAL.
     pub async fn close(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
+        self.reader.pool().close().await;
+        self.writer.pool().close().await;
     }
 }
 
@@ -141,11 +164,4 @@ impl SqliteStore {
 fn ids_json(ids: &[nova_core::Id]) -> String {
     let parts: Vec<String> = ids.iter().map(|id| id.0.to_string()).collect();
     format!("[{}]", parts.join(","))
-}
-
-fn is_unique_violation(error: &sqlx::Error, column: &str) -> bool {
-    match error {
-        sqlx::Error::Database(db) => db.is_unique_violation() && db.message().contains(column),
-        _ => false,
-    }
 }

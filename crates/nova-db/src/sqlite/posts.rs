@@ -1,46 +1,19 @@
 //! Posts, versions, likes and feeds on SQLite.
 
-use anyhow::Context as _;
+use crate::error::DbContext as _;
 use async_trait::async_trait;
 use nova_core::{Id, Page, PageRequest, UnixMillis};
-use nova_posts::model::{Post, PostBody, PostStats, PostVersion, Visibility};
+use nova_posts::model::{Post, PostBody, PostStats, PostVersion};
 use nova_posts::store::{InsertPostOutcome, NewPost, PostStore};
 
 use super::{ids_json, SqliteStore};
-
-const POST_COLUMNS: &str =
-    "p.id, p.author_id, p.body, p.visibility, p.reply_to_id, p.created_at, p.edited_at";
+use crate::rows::{PostRow, POST_COLUMNS};
 
 /// `?V` may see post `p` by visibility and blocks (the viewer may be NULL for anonymous reads).
 const VISIBLE_TO_V: &str = "(p.visibility = 'PUBLIC' OR p.author_id = ?V \
        OR EXISTS (SELECT 1 FROM follows vf WHERE vf.follower_id = ?V AND vf.followee_id = p.author_id)) \
      AND NOT EXISTS (SELECT 1 FROM blocks vb WHERE (vb.blocker_id = ?V AND vb.blocked_id = p.author_id) \
                                                OR (vb.blocker_id = p.author_id AND vb.blocked_id = ?V))";
-
-#[derive(sqlx::FromRow)]
-struct PostRow {
-    id: i64,
-    author_id: i64,
-    body: String,
-    visibility: String,
-    reply_to_id: Option<i64>,
-    created_at: i64,
-    edited_at: Option<i64>,
-}
-
-impl From<PostRow> for Post {
-    fn from(row: PostRow) -> Self {
-        Post {
-            id: Id(row.id),
-            author_id: Id(row.author_id),
-            body: row.body,
-            visibility: Visibility::from_stored(&row.visibility),
-            reply_to_id: row.reply_to_id.map(Id),
-            created_at: row.created_at,
-            edited_at: row.edited_at,
-        }
-    }
-}
 
 async fn fetch_post(conn: &mut sqlx::SqliteConnection, id: Id) -> anyhow::Result<Option<Post>> {
     let row: Option<PostRow> = sqlx::query_as(&format!(
@@ -67,7 +40,7 @@ impl SqliteStore {
             .bind(second)
             .bind(viewer)
             .bind(page.fetch_limit())
-            .fetch_all(&self.reader)
+            .fetch_all(&mut *self.reader.acquire().await?)
             .await
             .context("list posts")?;
         Ok(Page::from_rows(
@@ -140,7 +113,7 @@ impl PostStore for SqliteStore {
             "SELECT {POST_COLUMNS} FROM posts p WHERE p.id = ?1 AND p.deleted_at IS NULL"
         ))
         .bind(id.0)
-        .fetch_optional(&self.reader)
+        .fetch_optional(&mut *self.reader.acquire().await?)
         .await
         .context("get post")?;
         Ok(row.map(Post::from))
@@ -264,7 +237,7 @@ impl PostStore for SqliteStore {
         )
         .bind(ids_json(post_ids))
         .bind(viewer.map(|v| v.0))
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *self.reader.acquire().await?)
         .await
         .context("get post stats")?;
         Ok(rows
@@ -283,13 +256,17 @@ impl PostStore for SqliteStore {
     }
 
     async fn list_home_feed(&self, viewer: Id, page: &PageRequest) -> anyhow::Result<Page<Post>> {
+        // Every author here is the viewer or someone they follow, and a block removes follows in
+        // both directions, so visibility and blocks need no check. The ids are picked first from
+        // the author index and only the page's rows are read afterwards.
         let sql = format!(
-            "SELECT {POST_COLUMNS} FROM posts p \
-             WHERE p.author_id IN (SELECT followee_id FROM follows WHERE follower_id = ?1 UNION ALL SELECT ?1) \
-               AND p.deleted_at IS NULL AND (?2 IS NULL OR p.id < ?2) \
-               AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = ?V AND m.muted_id = p.author_id) \
-               AND {VISIBLE_TO_V} \
-             ORDER BY p.id DESC LIMIT ?4"
+            "SELECT {POST_COLUMNS} FROM posts p WHERE p.id IN ( \
+               SELECT c.id FROM posts c \
+               WHERE c.author_id IN (SELECT followee_id FROM follows WHERE follower_id = ?1 UNION ALL SELECT ?1) \
+                 AND c.deleted_at IS NULL AND c.id < COALESCE(?2, 9223372036854775807) \
+                 AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = ?V AND m.muted_id = c.author_id) \
+               ORDER BY c.id DESC LIMIT ?4) \
+             ORDER BY p.id DESC"
         );
         self.list_posts(
             &sql,
@@ -309,7 +286,7 @@ impl PostStore for SqliteStore {
     ) -> anyhow::Result<Page<Post>> {
         let sql = format!(
             "SELECT {POST_COLUMNS} FROM posts p \
-             WHERE p.author_id = ?1 AND p.deleted_at IS NULL AND (?2 IS NULL OR p.id < ?2) AND {VISIBLE_TO_V} \
+             WHERE p.author_id = ?1 AND p.deleted_at IS NULL AND p.id < COALESCE(?2, 9223372036854775807) AND {VISIBLE_TO_V} \
              ORDER BY p.id DESC LIMIT ?4"
         );
         self.list_posts(
@@ -330,7 +307,7 @@ impl PostStore for SqliteStore {
     ) -> anyhow::Result<Page<Post>> {
         let sql = format!(
             "SELECT {POST_COLUMNS} FROM posts p \
-             WHERE p.reply_to_id = ?1 AND p.deleted_at IS NULL AND (?2 IS NULL OR p.id > ?2) AND {VISIBLE_TO_V} \
+             WHERE p.reply_to_id = ?1 AND p.deleted_at IS NULL AND p.id > COALESCE(?2, 0) AND {VISIBLE_TO_V} \
              ORDER BY p.id ASC LIMIT ?4"
         );
         self.list_posts(
@@ -349,13 +326,13 @@ impl PostStore for SqliteStore {
         page: &PageRequest,
     ) -> anyhow::Result<Page<PostVersion>> {
         let rows: Vec<(i64, String, i64)> = sqlx::query_as(
-            "SELECT version, body, created_at FROM post_versions WHERE post_id = ?1 AND (?2 IS NULL OR version < ?2) \
+            "SELECT version, body, created_at FROM post_versions WHERE post_id = ?1 AND version < COALESCE(?2, 9223372036854775807) \
              ORDER BY version DESC LIMIT ?3",
         )
         .bind(post_id.0)
         .bind(page.after.map(|a| a.0))
         .bind(page.fetch_limit())
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *self.reader.acquire().await?)
         .await
         .context("list post versions")?;
         let versions = rows

@@ -1,52 +1,15 @@
 //! Accounts and sessions on SQLite.
 
-use anyhow::Context as _;
+use crate::error::DbContext as _;
 use async_trait::async_trait;
 use nova_core::{Id, UnixMillis};
-use nova_users::model::{Email, ProfilePatch, User, UserView, Username};
+use nova_users::model::{ProfilePatch, User, UserView, Username};
 use nova_users::store::{
     InsertUserOutcome, NewSession, NewUser, SessionRecord, SessionStore, UserStore,
 };
 
-use super::{ids_json, is_unique_violation, SqliteStore};
-
-/// The columns every user read selects, in [`UserRow`] order (`u` = users, `s` = user_stats).
-pub(super) const USER_COLUMNS: &str = "u.id, u.username, u.email, u.display_name, u.bio, u.avatar_url, u.created_at, \
-     COALESCE(s.follower_count, 0) AS follower_count, COALESCE(s.following_count, 0) AS following_count, \
-     COALESCE(s.post_count, 0) AS post_count";
-
-#[derive(sqlx::FromRow)]
-pub(super) struct UserRow {
-    id: i64,
-    username: String,
-    email: String,
-    display_name: String,
-    bio: String,
-    avatar_url: Option<String>,
-    created_at: i64,
-    follower_count: i64,
-    following_count: i64,
-    post_count: i64,
-}
-
-impl From<UserRow> for UserView {
-    fn from(row: UserRow) -> Self {
-        UserView {
-            user: User {
-                id: Id(row.id),
-                username: Username::from_trusted(row.username),
-                email: Email::from_trusted(row.email),
-                display_name: row.display_name,
-                bio: row.bio,
-                avatar_url: row.avatar_url,
-                created_at: row.created_at,
-            },
-            follower_count: row.follower_count,
-            following_count: row.following_count,
-            post_count: row.post_count,
-        }
-    }
-}
+use super::{ids_json, SqliteStore};
+use crate::rows::{is_unique_violation, SessionRow, UserRow, USER_COLUMNS};
 
 #[async_trait]
 impl UserStore for SqliteStore {
@@ -64,12 +27,10 @@ impl UserStore for SqliteStore {
         .await;
         match inserted {
             Ok(_) => {}
-            Err(e) if is_unique_violation(&e, "users.username") => {
+            Err(e) if is_unique_violation(&e, "username") => {
                 return Ok(InsertUserOutcome::UsernameTaken)
             }
-            Err(e) if is_unique_violation(&e, "users.email") => {
-                return Ok(InsertUserOutcome::EmailTaken)
-            }
+            Err(e) if is_unique_violation(&e, "email") => return Ok(InsertUserOutcome::EmailTaken),
             Err(e) => return Err(anyhow::Error::new(e).context("insert user")),
         }
         sqlx::query("INSERT INTO user_stats (user_id) VALUES (?1)")
@@ -86,7 +47,7 @@ impl UserStore for SqliteStore {
             "SELECT id, password_hash FROM users WHERE username = ?1 OR email = ?1 LIMIT 1",
         )
         .bind(login)
-        .fetch_optional(&self.reader)
+        .fetch_optional(&mut *self.reader.acquire().await?)
         .await
         .context("get credentials")?;
         Ok(row.map(|(id, hash)| (Id(id), hash)))
@@ -102,7 +63,7 @@ impl UserStore for SqliteStore {
         );
         let rows: Vec<UserRow> = sqlx::query_as(&sql)
             .bind(ids_json(ids))
-            .fetch_all(&self.reader)
+            .fetch_all(&mut *self.reader.acquire().await?)
             .await
             .context("get users")?;
         Ok(rows.into_iter().map(UserView::from).collect())
@@ -111,7 +72,7 @@ impl UserStore for SqliteStore {
     async fn get_user_id_by_username(&self, username: &Username) -> anyhow::Result<Option<Id>> {
         let id: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username = ?1")
             .bind(username.as_str())
-            .fetch_optional(&self.reader)
+            .fetch_optional(&mut *self.reader.acquire().await?)
             .await
             .context("get user by username")?;
         Ok(id.map(Id))
@@ -137,7 +98,7 @@ impl UserStore for SqliteStore {
         .bind(set_avatar)
         .bind(avatar)
         .bind(now)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.acquire().await?)
         .await
         .context("update profile")?;
         if updated.rows_affected() == 0 {
@@ -150,16 +111,6 @@ impl UserStore for SqliteStore {
             .next()
             .map(|v| v.user))
     }
-}
-
-#[derive(sqlx::FromRow)]
-struct SessionRow {
-    id: i64,
-    family_id: i64,
-    user_id: i64,
-    expires_at: i64,
-    rotated_at: Option<i64>,
-    revoked_at: Option<i64>,
 }
 
 async fn insert_session<'c, E: sqlx::SqliteExecutor<'c>>(
@@ -184,7 +135,7 @@ async fn insert_session<'c, E: sqlx::SqliteExecutor<'c>>(
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn insert_session(&self, session: &NewSession) -> anyhow::Result<()> {
-        insert_session(&self.writer, session).await
+        insert_session(&mut *self.writer.acquire().await?, session).await
     }
 
     async fn get_session_by_hash(
@@ -196,17 +147,10 @@ impl SessionStore for SqliteStore {
             "SELECT id, family_id, user_id, expires_at, rotated_at, revoked_at FROM sessions WHERE token_hash = ?1",
         )
         .bind(token_hash)
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *self.writer.acquire().await?)
         .await
         .context("get session")?;
-        Ok(row.map(|r| SessionRecord {
-            id: Id(r.id),
-            family_id: Id(r.family_id),
-            user_id: Id(r.user_id),
-            expires_at: r.expires_at,
-            rotated_at: r.rotated_at,
-            revoked_at: r.revoked_at,
-        }))
+        Ok(row.map(SessionRecord::from))
     }
 
     async fn rotate_session(
@@ -238,7 +182,7 @@ impl SessionStore for SqliteStore {
         )
         .bind(family_id.0)
         .bind(now)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.acquire().await?)
         .await
         .context("revoke session family")?;
         Ok(())

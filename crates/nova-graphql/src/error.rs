@@ -11,7 +11,7 @@ where
 {
     let code = error.code();
     let message = if code == Code::Internal {
-        tracing::error!(error = ?error, "internal error");
+        tracing::error!(error = %format!("{error:#}"), "internal error");
         "internal error".to_owned()
     } else {
         error.to_string()

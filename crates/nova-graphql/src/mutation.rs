@@ -67,6 +67,24 @@ async fn user_after_change(
         .ok_or_else(|| crate::error::coded(nova_core::Code::NotFound, "user not found"))
 }
 
+/// The account after a block change, unless it blocks the viewer: then null, since a block hides
+/// its profile from the viewer everywhere.
+async fn user_unless_blocked_by(
+    ctx: &Context<'_>,
+    viewer: nova_core::Viewer,
+    id: nova_core::Id,
+) -> async_graphql::Result<Option<UserObject>> {
+    let relationship = services(ctx)
+        .graph
+        .relationship(viewer.user_id, id)
+        .await
+        .map_err(api_error)?;
+    if relationship.blocks_viewer {
+        return Ok(None);
+    }
+    user_after_change(ctx, id).await.map(Some)
+}
+
 #[Object]
 impl MutationRoot {
     /// Creates an account and signs it in.
@@ -169,25 +187,37 @@ impl MutationRoot {
         user_after_change(ctx, target).await
     }
 
-    /// Blocks an account: removes follows both ways and hides each from the other.
-    async fn block(&self, ctx: &Context<'_>, user_id: ID) -> async_graphql::Result<UserObject> {
+    /// Blocks an account: removes follows both ways and hides each from the other. Returns the
+    /// account, or null when that account blocks the viewer (its profile stays hidden).
+    async fn block(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+    ) -> async_graphql::Result<Option<UserObject>> {
         let target = parse_id(&user_id, "userId")?;
+        let viewer = viewer(ctx)?;
         services(ctx)
             .graph
-            .block(viewer(ctx)?, target)
+            .block(viewer, target)
             .await
             .map_err(api_error)?;
-        user_after_change(ctx, target).await
+        user_unless_blocked_by(ctx, viewer, target).await
     }
 
-    async fn unblock(&self, ctx: &Context<'_>, user_id: ID) -> async_graphql::Result<UserObject> {
+    /// Lifts the viewer's block. Returns the account, or null when that account blocks the viewer.
+    async fn unblock(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+    ) -> async_graphql::Result<Option<UserObject>> {
         let target = parse_id(&user_id, "userId")?;
+        let viewer = viewer(ctx)?;
         services(ctx)
             .graph
-            .unblock(viewer(ctx)?, target)
+            .unblock(viewer, target)
             .await
             .map_err(api_error)?;
-        user_after_change(ctx, target).await
+        user_unless_blocked_by(ctx, viewer, target).await
     }
 
     /// Mutes an account: its posts leave the viewer's home feed.

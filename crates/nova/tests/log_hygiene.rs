@@ -221,15 +221,7 @@ async fn the_request_log_has_one_line_per_request_and_never_a_secret() {
 
     // An internal failure while handling secrets: the sessions table disappears under the
     // server, then a sign-in (password) and a refresh (token) fail inside storage.
-    let db_path = api.app.settings.sqlite_path();
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&db_path);
-    let pool = sqlx::SqlitePool::connect_with(options)
-        .await
-        .expect("open db");
-    sqlx::query("ALTER TABLE sessions RENAME TO sessions_gone")
-        .execute(&pool)
-        .await
-        .expect("rename sessions");
+    rename_table(&api.app.settings, "sessions", "sessions_gone").await;
     let id = next_id(&mut sent, "mutation", "INTERNAL");
     let (status, body) = request(
         &api,
@@ -259,11 +251,7 @@ async fn the_request_log_has_one_line_per_request_and_never_a_secret() {
         body["errors"][0]["extensions"]["code"], "INTERNAL",
         "{body}"
     );
-    sqlx::query("ALTER TABLE sessions_gone RENAME TO sessions")
-        .execute(&pool)
-        .await
-        .expect("restore sessions");
-    pool.close().await;
+    rename_table(&api.app.settings, "sessions_gone", "sessions").await;
 
     let id = next_id(&mut sent, "query", "OK");
     let (_, body) = request(&api, &id, Some(&access), "{ me { id } }", json!({})).await;
@@ -355,5 +343,33 @@ async fn the_request_log_has_one_line_per_request_and_never_a_secret() {
             "no error line carries {}:\n{log}",
             expected.request_id
         );
+    }
+}
+
+/// Renames a table in the test server's own database, under the running server.
+async fn rename_table(settings: &nova_app::Settings, from: &str, to: &str) {
+    let statement = format!("ALTER TABLE {from} RENAME TO {to}");
+    match &settings.db.url {
+        // NOVA_TEST_DB=postgres: the test's own Postgres database.
+        Some(url) => {
+            let pool = sqlx::PgPool::connect(url.expose()).await.expect("open db");
+            sqlx::query(&statement)
+                .execute(&pool)
+                .await
+                .expect("rename table");
+            pool.close().await;
+        }
+        None => {
+            let options =
+                sqlx::sqlite::SqliteConnectOptions::new().filename(settings.sqlite_path());
+            let pool = sqlx::SqlitePool::connect_with(options)
+                .await
+                .expect("open db");
+            sqlx::query(&statement)
+                .execute(&pool)
+                .await
+                .expect("rename table");
+            pool.close().await;
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Schema migrations of the SQLite adapter: `migrate` is idempotent, `rollback` runs the down
+//! Schema migrations of both adapters: `migrate` is idempotent, `rollback` runs the down
 //! scripts, and migrating again after a rollback restores the schema.
 
 use std::path::Path;
@@ -120,4 +120,91 @@ async fn rollback_on_an_unmigrated_database_changes_nothing() {
     store.migrate().await.expect("migrate");
     assert_eq!(tables(&path).await, TABLES);
     store.close().await;
+}
+
+/// Tables and indexes of the `public` schema of a Postgres database.
+async fn pg_relations(store: &nova_db::PgStore) -> (Vec<String>, Vec<String>) {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' AND tablename <> '_sqlx_migrations' ORDER BY 1",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("list tables");
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexname::text FROM pg_indexes i WHERE schemaname = 'public' AND tablename <> '_sqlx_migrations' \
+         AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname) ORDER BY 1",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("list indexes");
+    (tables, indexes)
+}
+
+#[tokio::test]
+async fn postgres_migrations_roll_back_one_by_one_and_apply_again() {
+    if std::env::var("NOVA_TEST_DB").ok().as_deref() != Some("postgres") {
+        eprintln!("skipping: set NOVA_TEST_DB=postgres to check the Postgres migrations");
+        return;
+    }
+    let base = std::env::var("NOVA_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let url = format!(
+        "{}/nova_migrations_{}_{}",
+        base.trim_end_matches('/'),
+        std::process::id(),
+        nanos
+    );
+    nova_db::PgStore::create_database_if_missing(&url)
+        .await
+        .expect("create database");
+    let store = nova_db::PgStore::open(&nova_db::PostgresSettings {
+        url: url.clone(),
+        max_connections: 2,
+        acquire_timeout_ms: 5_000,
+        statement_timeout_ms: 30_000,
+        reject_above_ratio: 1.0,
+        saturation_grace_ms: 0,
+    })
+    .await
+    .expect("open");
+    store.migrate().await.expect("migrate");
+    store.migrate().await.expect("migrate again is a no-op");
+    store.check_ready().await.expect("ready");
+    let (tables, indexes) = pg_relations(&store).await;
+    assert_eq!(tables, TABLES.to_vec());
+    assert!(
+        indexes.contains(&"posts_author_id_id".to_owned()),
+        "{indexes:?}"
+    );
+
+    let ups =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/postgres"))
+            .expect("migrations directory")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".up.sql"))
+            })
+            .count();
+    // Each index migration's rollback drops exactly its index; the first one drops the tables.
+    for step in 1..ups {
+        store.rollback(1).await.expect("rollback one step");
+        let (_, now) = pg_relations(&store).await;
+        assert_eq!(now.len() + step, indexes.len(), "step {step}: {now:?}");
+        assert!(
+            store.check_ready().await.is_err(),
+            "not ready with migrations missing"
+        );
+    }
+    store.rollback(1).await.expect("roll back the tables");
+    assert!(pg_relations(&store).await.0.is_empty());
+    store.migrate().await.expect("migrate after rollback");
+    assert_eq!(pg_relations(&store).await, (tables, indexes));
+    store.close().await;
+    nova_db::PgStore::drop_database(&url)
+        .await
+        .expect("drop database");
 }

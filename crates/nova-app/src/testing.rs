@@ -17,16 +17,16 @@ pub struct TestApp {
 
 impl TestApp {
     /// Settings for tests: a fresh data directory and cheap password hashing. With
-    /// `NOVA_TEST_DB=postgres` the storage is a fresh Postgres database of its own (on
-    /// `NOVA_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432`), created on first use, so
+    /// `TEST_DATABASE=postgres` the storage is a fresh Postgres database of its own (on
+    /// `TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432`), created on first use, so
     /// the same tests run against both backends without seeing each other's rows.
     pub fn test_settings(data_dir: &std::path::Path) -> Settings {
         let mut settings = Settings {
             data_dir: data_dir.to_path_buf(),
             ..Settings::default()
         };
-        if std::env::var("NOVA_TEST_DB").is_ok_and(|v| v == "postgres") {
-            let base = std::env::var("NOVA_TEST_PG_URL")
+        if std::env::var("TEST_DATABASE").is_ok_and(|v| v == "postgres") {
+            let base = std::env::var("TEST_POSTGRES_URL")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
             let name = format!("nova_test_{:016x}", rand::random::<u64>());
             let url = format!("{}/{name}", base.trim_end_matches('/'));

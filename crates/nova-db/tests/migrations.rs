@@ -142,11 +142,11 @@ async fn pg_relations(store: &nova_db::PgStore) -> (Vec<String>, Vec<String>) {
 
 #[tokio::test]
 async fn postgres_migrations_roll_back_one_by_one_and_apply_again() {
-    if std::env::var("NOVA_TEST_DB").ok().as_deref() != Some("postgres") {
-        eprintln!("skipping: set NOVA_TEST_DB=postgres to check the Postgres migrations");
+    if std::env::var("TEST_DATABASE").ok().as_deref() != Some("postgres") {
+        eprintln!("skipping: set TEST_DATABASE=postgres to check the Postgres migrations");
         return;
     }
-    let base = std::env::var("NOVA_TEST_PG_URL")
+    let base = std::env::var("TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

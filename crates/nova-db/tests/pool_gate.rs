@@ -2,7 +2,7 @@
 //! `Unavailable`; without early rejection nobody waits longer than the acquire timeout; and the
 //! store recovers by itself once connections come back.
 //!
-//! Runs when `NOVA_TEST_DB=postgres` (CI sets it); without it the test says so and checks nothing.
+//! Runs when `TEST_DATABASE=postgres` (CI sets it); without it the test says so and checks nothing.
 
 use std::time::{Duration, Instant};
 
@@ -12,11 +12,11 @@ use nova_db::{PgStore, PostgresSettings};
 use nova_users::store::UserStore;
 
 async fn store(reject_above_ratio: f64) -> Option<(PgStore, String)> {
-    if std::env::var("NOVA_TEST_DB").ok().as_deref() != Some("postgres") {
-        eprintln!("skipping pool gate checks: set NOVA_TEST_DB=postgres to run them");
+    if std::env::var("TEST_DATABASE").ok().as_deref() != Some("postgres") {
+        eprintln!("skipping pool gate checks: set TEST_DATABASE=postgres to run them");
         return None;
     }
-    let base = std::env::var("NOVA_TEST_PG_URL")
+    let base = std::env::var("TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -350,7 +350,7 @@ async fn the_request_log_has_one_line_per_request_and_never_a_secret() {
 async fn rename_table(settings: &nova_app::Settings, from: &str, to: &str) {
     let statement = format!("ALTER TABLE {from} RENAME TO {to}");
     match &settings.db.url {
-        // NOVA_TEST_DB=postgres: the test's own Postgres database.
+        // TEST_DATABASE=postgres: the test's own Postgres database.
         Some(url) => {
             let pool = sqlx::PgPool::connect(url.expose()).await.expect("open db");
             sqlx::query(&statement)

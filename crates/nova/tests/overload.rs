@@ -37,14 +37,20 @@ async fn concurrent_writers_all_succeed_without_database_is_locked() {
         assert_eq!(status, 200, "{body}");
         assert!(body.get("errors").is_none(), "{body}");
     }
-    let data = api.ok(None, "{ user(username: \"alice\") { postCount } }", json!({})).await;
+    let data = api
+        .ok(
+            None,
+            "{ user(username: \"alice\") { postCount } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(data["user"]["postCount"], 64);
 }
 
 #[tokio::test]
 async fn a_stuck_database_is_shed_with_503_and_service_resumes_by_itself() {
-    if std::env::var("NOVA_TEST_DB").ok().as_deref() != Some("postgres") {
-        eprintln!("skipping: needs NOVA_TEST_DB=postgres (a lock from another session stands in for a stuck database)");
+    if std::env::var("TEST_DATABASE").ok().as_deref() != Some("postgres") {
+        eprintln!("skipping: needs TEST_DATABASE=postgres (a lock from another session stands in for a stuck database)");
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -57,9 +63,17 @@ async fn a_stuck_database_is_shed_with_503_and_service_resumes_by_itself() {
     let url = settings.db.url.clone().expect("postgres url");
 
     // Another session takes an exclusive lock on `users`: every read of it now hangs.
-    let mut locker = sqlx::PgConnection::connect(url.expose()).await.expect("connect");
-    sqlx::query("BEGIN").execute(&mut locker).await.expect("begin");
-    sqlx::query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE").execute(&mut locker).await.expect("lock");
+    let mut locker = sqlx::PgConnection::connect(url.expose())
+        .await
+        .expect("connect");
+    sqlx::query("BEGIN")
+        .execute(&mut locker)
+        .await
+        .expect("begin");
+    sqlx::query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .expect("lock");
 
     let query = "query($u: String!) { user(username: $u) { id } }";
     let mut tasks = Vec::new();
@@ -84,19 +98,34 @@ async fn a_stuck_database_is_shed_with_503_and_service_resumes_by_itself() {
     let mut shed = 0;
     for task in tasks {
         let (status, retry_after, body, elapsed) = task.await.expect("join");
-        assert_eq!(status, 503, "a request against a stuck database must fail: {body}");
+        assert_eq!(
+            status, 503,
+            "a request against a stuck database must fail: {body}"
+        );
         assert!(retry_after, "503 without Retry-After");
-        assert_eq!(body["errors"][0]["extensions"]["code"], "UNAVAILABLE", "{body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "UNAVAILABLE",
+            "{body}"
+        );
         // Waiting requests give up at the 500 ms acquire timeout (or the 5 s statement timeout for
         // the four that hold connections); none hangs.
-        assert!(elapsed < Duration::from_secs(7), "a request waited {elapsed:?}");
+        assert!(
+            elapsed < Duration::from_secs(7),
+            "a request waited {elapsed:?}"
+        );
         if elapsed < Duration::from_millis(100) {
             shed += 1;
         }
     }
-    assert!(shed >= 10, "expected most requests to be shed at once, only {shed} were");
+    assert!(
+        shed >= 10,
+        "expected most requests to be shed at once, only {shed} were"
+    );
 
-    sqlx::query("ROLLBACK").execute(&mut locker).await.expect("unlock");
+    sqlx::query("ROLLBACK")
+        .execute(&mut locker)
+        .await
+        .expect("unlock");
     let mut resumed = false;
     for _ in 0..100 {
         let (status, body) = api.post(None, query, json!({ "u": "alice" })).await;
@@ -106,6 +135,9 @@ async fn a_stuck_database_is_shed_with_503_and_service_resumes_by_itself() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(resumed, "service did not resume after the database recovered");
+    assert!(
+        resumed,
+        "service did not resume after the database recovered"
+    );
     api.app.stop().await.expect("stop");
 }

@@ -1,7 +1,7 @@
 //! Plan checks for the hot Postgres queries: on a database with enough rows that a bad plan would
 //! show, every hot query must use an index and never scan `posts` sequentially.
 //!
-//! Runs when `NOVA_TEST_DB=postgres` (CI sets it); without it the test says so and checks nothing.
+//! Runs when `TEST_DATABASE=postgres` (CI sets it); without it the test says so and checks nothing.
 
 use sqlx::Row as _;
 
@@ -13,11 +13,11 @@ const USERS: i64 = 2_000;
 const POSTS: i64 = 200_000;
 
 async fn seeded_store() -> Option<(PgStore, String)> {
-    if std::env::var("NOVA_TEST_DB").ok().as_deref() != Some("postgres") {
-        eprintln!("skipping plan checks: set NOVA_TEST_DB=postgres to run them");
+    if std::env::var("TEST_DATABASE").ok().as_deref() != Some("postgres") {
+        eprintln!("skipping plan checks: set TEST_DATABASE=postgres to run them");
         return None;
     }
-    let base = std::env::var("NOVA_TEST_PG_URL")
+    let base = std::env::var("TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -3,6 +3,10 @@
 // k6 run -e BASE_URL=http://127.0.0.1:18080 -e TOKENS=/path/tokens.json -e RATE=500 \
 //        -e DURATION=60s loadtest/home_feed.js
 //
+// VARIANT=next: each iteration fetches the first page, then the second page with
+// `after: endCursor` (tagged name=homeFeedNext, its own http_req_duration submetric); the
+// arrival rate then counts iterations, i.e. 2 requests each.
+//
 // TOKENS is the tokens.json written by `nova-bench seed`. Users are picked Zipf-skewed
 // (s = ZIPF_S, default 1.1) over the file order, which is unrelated to the dataset's own
 // popularity ranks. Every response is validated: HTTP 200, no GraphQL `errors`, and exactly the
@@ -11,6 +15,7 @@ import http from 'k6/http';
 import { check } from 'k6';
 import exec from 'k6/execution';
 import { Rate } from 'k6/metrics';
+import { SharedArray } from 'k6/data';
 
 const BASE_URL = __ENV.BASE_URL || 'http://127.0.0.1:18080';
 const RATE = parseInt(__ENV.RATE || '500', 10);
@@ -28,8 +33,8 @@ if (!/^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/.test(BASE_URL)) {
 // 1 when a response passed every check, 0 otherwise: its complement is the error rate.
 const feedOk = new Rate('feed_ok');
 
-const data = JSON.parse(open(__ENV.TOKENS || 'tokens.json'));
-const users = data.users;
+// One copy for all VUs (dataset M has 100k users: a per-VU copy would not fit in memory).
+const users = new SharedArray('users', () => JSON.parse(open(__ENV.TOKENS || 'tokens.json')).users);
 
 // Cumulative Zipf weights over ranks 1..N.
 const cdf = (() => {
@@ -59,13 +64,15 @@ function pickUser() {
 // the two diagnostics split the cost between the feed query, the per-page lookups and the
 // fixed per-request overhead.
 const VARIANT = __ENV.VARIANT || 'full';
-const QUERIES = {
-  full: `query HomeFeed($first: Int) {
-  homeFeed(first: $first) {
+const FULL = `query HomeFeed($first: Int, $after: String) {
+  homeFeed(first: $first, after: $after) {
     edges { cursor node { id body createdAt likeCount author { username } } }
     pageInfo { hasNextPage endCursor }
   }
-}`,
+}`;
+const QUERIES = {
+  full: FULL,
+  next: FULL,
   ids: `query HomeFeed($first: Int) {
   homeFeed(first: $first) { edges { node { id } } }
 }`,
@@ -99,28 +106,32 @@ export const options = {
     dropped_iterations: ['count<1'],
   },
 };
+if (VARIANT === 'next') {
+  // Declared so that --summary-export includes the per-page submetrics.
+  options.thresholds['http_req_duration{name:homeFeed}'] = [`p(99)<${P99_MS}`];
+  options.thresholds['http_req_duration{name:homeFeedNext}'] = [`p(99)<${P99_MS}`];
+}
 
-function checkFeed(res, parsed, user) {
+function checkFeed(res, parsed, expected) {
   const edges =
     parsed && parsed.data && parsed.data.homeFeed ? parsed.data.homeFeed.edges : null;
   return check(res, {
     'status 200': (r) => r.status === 200,
     'no errors': () => parsed !== null && !parsed.errors,
-    'expected edge count': () => edges !== null && edges.length === user.expected_first_page,
+    'expected edge count': () => edges !== null && edges.length === expected,
     'authors present': () =>
-      VARIANT !== 'full' ||
+      VARIANT === 'ids' ||
       (edges !== null && edges.every((e) => e.node.author && e.node.author.username)),
   });
 }
 
-export default function () {
-  const user = pickUser();
-  const res = http.post(`${BASE_URL}/graphql`, BODY, {
+function post(user, body, name) {
+  const res = http.post(`${BASE_URL}/graphql`, body, {
     headers: {
       'Content-Type': 'application/json',
       Authorization: `Bearer ${user.token}`,
     },
-    tags: { name: 'homeFeed' },
+    tags: { name },
     timeout: '10s',
   });
   let parsed = null;
@@ -129,6 +140,12 @@ export default function () {
   } catch (_) {
     parsed = null;
   }
+  return [res, parsed];
+}
+
+export default function () {
+  const user = pickUser();
+  const [res, parsed] = post(user, BODY, 'homeFeed');
   const ok =
     VARIANT === 'me'
       ? check(res, {
@@ -137,9 +154,16 @@ export default function () {
           'me is the user': () =>
             parsed !== null && !!parsed.data && parsed.data.me.username === user.username,
         })
-      : checkFeed(res, parsed, user);
+      : checkFeed(res, parsed, user.expected_first_page);
   feedOk.add(ok);
   if (exec.scenario.iterationInTest === 0 && !ok) {
     console.warn(`first response: ${res.status} ${res.body}`);
   }
+  if (VARIANT !== 'next' || !ok || !parsed.data.homeFeed.pageInfo.hasNextPage) return;
+  const body = JSON.stringify({
+    query: FULL,
+    variables: { first: 20, after: parsed.data.homeFeed.pageInfo.endCursor },
+  });
+  const [res2, parsed2] = post(user, body, 'homeFeedNext');
+  feedOk.add(checkFeed(res2, parsed2, user.expected_second_page));
 }

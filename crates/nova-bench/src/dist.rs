@@ -78,6 +78,7 @@ pub fn percentiles(values: &mut [u64]) -> serde_json::Value {
         "p50": at(0.50),
         "p90": at(0.90),
         "p99": at(0.99),
+        "p99.9": at(0.999),
         "max": values.last().copied().unwrap_or(0),
         "mean": (mean * 100.0).round() / 100.0,
     })

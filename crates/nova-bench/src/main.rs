@@ -1,12 +1,14 @@
 //! `nova-bench`: benchmark tooling for Nova.
 //!
-//! `nova-bench seed --dataset s --data-dir DIR [--seed N]` writes a deterministic dataset
+//! `nova-bench seed --dataset s|m --data-dir DIR [--seed N]` writes a deterministic dataset
 //! (see `/work/shared/benchmarks.md` and `docs/benchmarks.md`) through the SQLite store ports,
-//! plus `DIR/manifest.json`, `DIR/jwt-secret` and `DIR/tokens.json` / `DIR/tokens.txt` so that
-//! `nova serve --data-dir DIR` accepts the generated access tokens. The load itself is driven
-//! by k6 (`loadtest/`).
+//! or, with `--postgres-url URL`, bulk-loads it into that Postgres database with `COPY`; plus
+//! `DIR/manifest.json`, `DIR/jwt-secret` and `DIR/tokens.json` / `DIR/tokens.txt` so that
+//! `nova serve --data-dir DIR` (with `NOVA_DB__URL=URL` for Postgres) accepts the generated
+//! access tokens. The load itself is driven by k6 (`loadtest/`).
 
 mod dist;
+mod pg;
 mod seed;
 
 use std::path::PathBuf;
@@ -25,6 +27,8 @@ struct Cli {
 enum DatasetArg {
     /// 1k users, 10k posts, mean 30 follows, 50k likes.
     S,
+    /// 100k users, 1M posts, power-law follows (mean ~150, max 5k), 5M likes. Postgres only.
+    M,
 }
 
 #[derive(Subcommand)]
@@ -33,9 +37,21 @@ enum Command {
     Seed {
         #[arg(long, value_enum)]
         dataset: DatasetArg,
-        /// Data directory `nova serve --data-dir` will use. Must not already hold nova.db.
+        /// Data directory `nova serve --data-dir` will use (tokens, JWT secret, manifest; and
+        /// nova.db for SQLite, which must not exist yet).
         #[arg(long)]
         data_dir: PathBuf,
+        /// Load into this Postgres database (created if missing; must be empty unless --reset)
+        /// instead of DATA_DIR/nova.db.
+        #[arg(long)]
+        postgres_url: Option<String>,
+        /// With --postgres-url: drop and recreate the database first.
+        #[arg(long)]
+        reset: bool,
+        /// Scale follows and likes by this factor (0 < f <= 1) to save loading time; users and
+        /// posts are kept. Recorded in the manifest.
+        #[arg(long, default_value_t = 1.0)]
+        graph_scale: f64,
         /// Seed of the generator: the same seed gives the same rows.
         #[arg(long, default_value_t = 42)]
         seed: u64,
@@ -61,13 +77,32 @@ fn main() -> ExitCode {
         Command::Seed {
             dataset,
             data_dir,
+            postgres_url,
+            reset,
+            graph_scale,
             seed,
             token_ttl_secs,
         } => {
             let spec = match dataset {
                 DatasetArg::S => seed::DatasetSpec::s(),
+                DatasetArg::M => seed::DatasetSpec::m(),
             };
-            runtime.block_on(seed::run(&spec, &data_dir, seed, token_ttl_secs))
+            let target = match postgres_url {
+                Some(url) => seed::Target::Postgres { url, reset },
+                None => seed::Target::Sqlite,
+            };
+            match (spec.scaled_graph(graph_scale), &target, dataset) {
+                (Err(error), _, _) => Err(error),
+                (Ok(_), seed::Target::Sqlite, DatasetArg::M) => Err(anyhow::anyhow!(
+                    "dataset M is only supported on Postgres: pass --postgres-url"
+                )),
+                (Ok(_), seed::Target::Sqlite, _) if reset => {
+                    Err(anyhow::anyhow!("--reset only applies to --postgres-url"))
+                }
+                (Ok(spec), target, _) => {
+                    runtime.block_on(seed::run(&spec, target, &data_dir, seed, token_ttl_secs))
+                }
+            }
         }
     };
     match result {

@@ -3,10 +3,11 @@
 //! Everything is planned first from one seeded ChaCha8 stream ([`plan`], pure and testable), then
 //! written through the `SqliteStore` port methods (`insert_user`, `put_follow`, `insert_post`,
 //! `put_like`) so the rows, counters and invariants are exactly those the application would have
-//! written. Every kind of row is generated in time order and gets its id from its own
+//! written — or, for Postgres, bulk-loaded with `COPY` by [`crate::pg`] (same rows, counters
+//! computed as the ports maintain them). Every kind of row is generated in time order and gets its id from its own
 //! `IdGenerator::next_at(created_at)`, so ids stay time-ordered as in production.
 //!
-//! Shape (dataset S): users are created over the 30 days before the window; posts are spread
+//! Shape (dataset S; M differs in sizes and in its Pareto follow degrees, see [`DatasetSpec::m`]): users are created over the 30 days before the window; posts are spread
 //! uniformly over the 365-day window ending at [`WINDOW_END_MILLIS`] (a fixed instant, so the
 //! same seed gives the same ids); follows per user are log-normal (mean 30) and followees are
 //! picked Zipf-skewed by popularity, so a few accounts are followed by most users; post authors
@@ -42,13 +43,28 @@ const WRITE_CONCURRENCY: usize = 16;
 /// Page size of the benchmarked home-feed query.
 const FEED_PAGE: u64 = 20;
 
+/// How many accounts each user follows, and how followees are picked.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub enum FollowModel {
+    /// Log-normal out-degree (`mean_following`, `following_sigma`); followees drawn without
+    /// replacement over all users, weighted by popularity (Efraimidis–Spirakis keys).
+    /// O(users²): dataset S only.
+    LogNormalExact,
+    /// Pareto (power-law) out-degree `P(d > x) = (min / x)^alpha`, capped at `cap`; followees
+    /// drawn from the popularity distribution, repeats rejected. O(follows): dataset M.
+    Pareto { alpha: f64, min: f64, cap: usize },
+}
+
 /// The sizes and shape parameters of a dataset.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DatasetSpec {
     pub name: &'static str,
     pub users: usize,
     pub posts: usize,
-    /// Mean number of accounts a user follows (log-normal).
+    pub follow_model: FollowModel,
+    /// Factor follows and likes were scaled down by (1.0 = the dataset as specified).
+    pub graph_scale: f64,
+    /// Mean number of accounts a user follows (log-normal; nominal for `Pareto`).
     pub mean_following: f64,
     /// Shape of the log-normal out-degree.
     pub following_sigma: f64,
@@ -74,6 +90,8 @@ impl DatasetSpec {
             name: "S",
             users: 1_000,
             posts: 10_000,
+            follow_model: FollowModel::LogNormalExact,
+            graph_scale: 1.0,
             mean_following: 30.0,
             following_sigma: 1.0,
             popularity_zipf_s: 1.1,
@@ -84,6 +102,45 @@ impl DatasetSpec {
             days: 365,
             like_recency_days: 60.0,
         }
+    }
+
+    /// Dataset M of `/work/shared/benchmarks.md`: 100k users, 1M posts, power-law follows with
+    /// mean ~150 capped at 5,000 followees, 5M likes. Pareto alpha 1.5 with minimum 56 gives a
+    /// capped mean of ~150 and ~0.1 % of users at the cap; Zipf s = 1.1 popularity puts ~0.1 %
+    /// of users above 10k followers.
+    pub fn m() -> Self {
+        DatasetSpec {
+            name: "M",
+            users: 100_000,
+            posts: 1_000_000,
+            follow_model: FollowModel::Pareto {
+                alpha: 1.5,
+                min: 56.0,
+                cap: 5_000,
+            },
+            mean_following: 150.0,
+            following_sigma: 0.0,
+            likes: 5_000_000,
+            ..DatasetSpec::s()
+        }
+    }
+
+    /// This spec with follows and likes scaled by `factor` (0 < factor <= 1), for machines where
+    /// the full graph would take too long to load. Users and posts are kept.
+    pub fn scaled_graph(mut self, factor: f64) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            factor > 0.0 && factor <= 1.0,
+            "graph scale must be in (0, 1], got {factor}"
+        );
+        if factor < 1.0 {
+            self.graph_scale = factor;
+            self.mean_following *= factor;
+            if let FollowModel::Pareto { min, .. } = &mut self.follow_model {
+                *min *= factor;
+            }
+            self.likes = ((self.likes as f64) * factor).round() as usize;
+        }
+        Ok(self)
     }
 }
 
@@ -187,22 +244,8 @@ pub fn plan(spec: &DatasetSpec, seed: u64) -> anyhow::Result<Plan> {
     // Zipf popularity (Efraimidis–Spirakis keys). O(users²): fine for S, not for M.
     let popularity = dist::zipf_weights(&ranks(&mut rng, n), spec.popularity_zipf_s);
     let mut follows: Vec<PlannedFollow> = Vec::new();
-    let mut keyed: Vec<(f64, usize)> = Vec::with_capacity(n);
-    for follower in 0..n {
-        let degree = dist::lognormal_with_mean(&mut rng, spec.mean_following, spec.following_sigma)
-            .round()
-            .clamp(1.0, (n - 1) as f64) as usize;
-        keyed.clear();
-        for (candidate, &weight) in popularity.iter().enumerate() {
-            if candidate != follower {
-                let u: f64 = 1.0 - rng.gen::<f64>();
-                keyed.push((u.ln() / weight, candidate));
-            }
-        }
-        keyed.select_nth_unstable_by(degree - 1, |a, b| b.0.total_cmp(&a.0));
-        let mut chosen: Vec<usize> = keyed[..degree].iter().map(|&(_, c)| c).collect();
-        chosen.sort_unstable();
-        for followee in chosen {
+    let mut push_follows = |rng: &mut ChaCha8Rng, follower: usize, chosen: &[usize]| {
+        for &followee in chosen {
             let earliest = created[follower].max(created[followee]);
             follows.push(PlannedFollow {
                 id: Id(0),
@@ -210,6 +253,57 @@ pub fn plan(spec: &DatasetSpec, seed: u64) -> anyhow::Result<Plan> {
                 followee,
                 at: rng.gen_range(earliest..window_end),
             });
+        }
+    };
+    match spec.follow_model {
+        FollowModel::LogNormalExact => {
+            let mut keyed: Vec<(f64, usize)> = Vec::with_capacity(n);
+            for follower in 0..n {
+                let degree =
+                    dist::lognormal_with_mean(&mut rng, spec.mean_following, spec.following_sigma)
+                        .round()
+                        .clamp(1.0, (n - 1) as f64) as usize;
+                keyed.clear();
+                for (candidate, &weight) in popularity.iter().enumerate() {
+                    if candidate != follower {
+                        let u: f64 = 1.0 - rng.gen::<f64>();
+                        keyed.push((u.ln() / weight, candidate));
+                    }
+                }
+                keyed.select_nth_unstable_by(degree - 1, |a, b| b.0.total_cmp(&a.0));
+                let mut chosen: Vec<usize> = keyed[..degree].iter().map(|&(_, c)| c).collect();
+                chosen.sort_unstable();
+                push_follows(&mut rng, follower, &chosen);
+            }
+        }
+        FollowModel::Pareto { alpha, min, cap } => {
+            anyhow::ensure!(alpha > 0.0 && min > 0.0, "invalid Pareto parameters");
+            let popular = WeightedIndex::new(&popularity)?;
+            let cap = cap.clamp(1, (n - 1).max(1));
+            let mut picked: HashSet<usize> = HashSet::new();
+            let mut chosen: Vec<usize> = Vec::new();
+            for follower in 0..n {
+                let u: f64 = 1.0 - rng.gen::<f64>(); // (0, 1]
+                let degree = (min * u.powf(-1.0 / alpha)).round().clamp(1.0, cap as f64) as usize;
+                picked.clear();
+                let mut attempts = 0usize;
+                while picked.len() < degree {
+                    attempts += 1;
+                    anyhow::ensure!(
+                        attempts <= degree * 1_000,
+                        "could not pick {degree} distinct followees"
+                    );
+                    let candidate = popular.sample(&mut rng);
+                    if candidate != follower {
+                        picked.insert(candidate);
+                    }
+                }
+                // HashSet order is not deterministic: sort before drawing the times.
+                chosen.clear();
+                chosen.extend(picked.iter().copied());
+                chosen.sort_unstable();
+                push_follows(&mut rng, follower, &chosen);
+            }
         }
     }
     follows.sort_by_key(|f| (f.at, f.follower, f.followee));
@@ -445,9 +539,20 @@ async fn finish_database(path: &Path) -> anyhow::Result<serde_json::Value> {
     Ok(json!({ "rows": rows, "database_bytes": bytes }))
 }
 
+/// Where the rows go.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// `DATA_DIR/nova.db`, written through the `SqliteStore` ports.
+    Sqlite,
+    /// A Postgres database, bulk-loaded with `COPY` (see [`crate::pg`]). `reset` drops and
+    /// recreates the database first.
+    Postgres { url: String, reset: bool },
+}
+
 /// Seeds `data_dir` with `spec` and writes the manifest and token files.
 pub async fn run(
     spec: &DatasetSpec,
+    target: &Target,
     data_dir: &Path,
     seed: u64,
     token_ttl_secs: u64,
@@ -455,11 +560,19 @@ pub async fn run(
     let started = Instant::now();
     std::fs::create_dir_all(data_dir).with_context(|| format!("create {}", data_dir.display()))?;
     let db_path = data_dir.join("nova.db");
-    anyhow::ensure!(
-        !db_path.exists(),
-        "{} already exists: seed into an empty data directory",
-        db_path.display()
-    );
+    if matches!(target, Target::Sqlite) {
+        anyhow::ensure!(
+            !db_path.exists(),
+            "{} already exists: seed into an empty data directory",
+            db_path.display()
+        );
+    }
+    // A manifest left from an earlier seed must not describe this one if it fails midway.
+    match std::fs::remove_file(data_dir.join("manifest.json")) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(anyhow::Error::new(e).context("remove old manifest.json")),
+    }
     let secret = ensure_secret(&data_dir.join("jwt-secret"))?;
     // The server's defaults (issuer/audience "nova", OWASP argon2id parameters), so its
     // TokenService accepts these tokens and its password check accepts PASSWORD.
@@ -482,20 +595,30 @@ pub async fn run(
     let plan = plan(spec, seed)?;
     let planned_secs = started.elapsed().as_secs_f64();
 
-    let store = SqliteStore::open(&SqliteSettings {
-        path: db_path.clone(),
-        max_read_connections: 1,
-        busy_timeout_ms: 5_000,
-        acquire_timeout_ms: 600_000,
-        // Loading only: a crash means re-seeding, so skip the per-commit fsync.
-        synchronous: Synchronous::Normal,
-    })
-    .await?;
-    store.migrate().await?;
-    write(&store, &plan, &password_hash).await?;
-    store.close().await;
-    let written_secs = started.elapsed().as_secs_f64();
-    let database = finish_database(&db_path).await?;
+    let (database, written_secs) = match target {
+        Target::Sqlite => {
+            let store = SqliteStore::open(&SqliteSettings {
+                path: db_path.clone(),
+                max_read_connections: 1,
+                busy_timeout_ms: 5_000,
+                acquire_timeout_ms: 600_000,
+                // Loading only: a crash means re-seeding, so skip the per-commit fsync.
+                synchronous: Synchronous::Normal,
+                reject_above_ratio: 1.0,
+                saturation_grace_ms: 0,
+            })
+            .await?;
+            store.migrate().await?;
+            write(&store, &plan, &password_hash).await?;
+            store.close().await;
+            let written_secs = started.elapsed().as_secs_f64();
+            (finish_database(&db_path).await?, written_secs)
+        }
+        Target::Postgres { url, reset } => {
+            let database = crate::pg::load(url, *reset, &plan, &password_hash).await?;
+            (database, started.elapsed().as_secs_f64())
+        }
+    };
 
     // Per-user statistics for the manifest and the load script.
     let n = plan.users.len();
@@ -540,6 +663,7 @@ pub async fn run(
             "followers": followers[i],
             "feed_size": feed_size[i],
             "expected_first_page": feed_size[i].min(FEED_PAGE),
+            "expected_second_page": feed_size[i].saturating_sub(FEED_PAGE).min(FEED_PAGE),
         }));
     }
     let tokens_json = json!({
@@ -557,8 +681,53 @@ pub async fn run(
 
     let window_start = WINDOW_END_MILLIS - spec.days * DAY_MILLIS;
     let full_first_page = feed_size.iter().filter(|&&s| s >= FEED_PAGE).count();
+    let probe = |i: usize| {
+        json!({
+            "index": i,
+            "id": plan.users[i].id.to_string(),
+            "username": plan.users[i].username,
+            "following": following[i],
+            "followers": followers[i],
+            "feed_size": feed_size[i],
+        })
+    };
+    // Probe users for EXPLAIN: the user with the median following count, and the one following most.
+    let mut by_following: Vec<usize> = (0..n).collect();
+    by_following.sort_by_key(|&i| (following[i], i));
+    let median_user = by_following[n / 2];
+    let max_user = by_following[n - 1];
+    // What the k6 driver sees: it picks users Zipf-skewed (s = 1.1) over the file order.
+    let zipf = dist::zipf_weights(&(0..n).collect::<Vec<_>>(), 1.1);
+    let zipf_total: f64 = zipf.iter().sum();
+    let weighted = |values: &[u64]| -> f64 {
+        let mean = zipf
+            .iter()
+            .zip(values)
+            .map(|(w, &v)| w * v as f64)
+            .sum::<f64>()
+            / zipf_total;
+        (mean * 10.0).round() / 10.0
+    };
+    let heavy_share = zipf
+        .iter()
+        .zip(&following)
+        .filter(|(_, &f)| f >= 1_000)
+        .map(|(w, _)| w)
+        .sum::<f64>()
+        / zipf_total;
+    let hottest: Vec<serde_json::Value> = (0..n.min(5))
+        .map(|i| {
+            json!({
+                "index": i,
+                "share": ((zipf[i] / zipf_total) * 10_000.0).round() / 10_000.0,
+                "following": following[i],
+                "feed_size": feed_size[i],
+            })
+        })
+        .collect();
     let manifest = json!({
         "dataset": spec.name,
+        "graph_scale": spec.graph_scale,
         "generator": format!("nova-bench {} seed", env!("CARGO_PKG_VERSION")),
         "seed": seed,
         "rng": "rand_chacha 0.3 ChaCha8Rng::seed_from_u64(seed)",
@@ -580,6 +749,19 @@ pub async fn run(
         "likes_per_post": dist::percentiles(&mut likes_per_post.clone()),
         "home_feed_size": dist::percentiles(&mut feed_size.clone()),
         "users_with_a_full_first_page": full_first_page,
+        "users_with_10k_followers_or_more": followers.iter().filter(|&&f| f >= 10_000).count(),
+        "users_following_1k_or_more": following.iter().filter(|&&f| f >= 1_000).count(),
+        "users_following_5k_or_more": following.iter().filter(|&&f| f >= 5_000).count(),
+        "probe_users": {
+            "median_following": probe(median_user),
+            "max_following": probe(max_user),
+        },
+        "load_zipf_1_1_over_file_order": {
+            "mean_following": weighted(&following),
+            "mean_feed_size": weighted(&feed_size),
+            "share_of_requests_from_users_following_1k_or_more": (heavy_share * 10_000.0).round() / 10_000.0,
+            "hottest_users": hottest,
+        },
         "not_generated": {
             "dms": "DMs do not exist in Nova yet: 0 conversations, 0 messages (benchmarks.md asks 10k for S)",
             "notifications": "notifications do not exist in Nova yet",
@@ -588,7 +770,7 @@ pub async fn run(
         "auth": {
             "password": PASSWORD,
             "password_hash": "one argon2id hash (m=19456 KiB, t=2, p=1, random salt) shared by all users",
-            "tokens": "tokens.json (per user: id, username, token, following, followers, feed_size, expected_first_page) and tokens.txt (one token per line, user order)",
+            "tokens": "tokens.json (per user: id, username, token, following, followers, feed_size, expected_first_page, expected_second_page) and tokens.txt (one token per line, user order)",
             "jwt_secret": "jwt-secret (mode 0600), read by `nova serve --data-dir`",
             "token_ttl_secs": token_ttl_secs,
             "issued_at": iso(issued_at),
@@ -659,7 +841,9 @@ mod tests {
     async fn seeds_a_tiny_dataset_end_to_end() {
         let temp = tempfile::tempdir().expect("tempdir");
         let dir = temp.path().join("data");
-        run(&tiny(), &dir, 3, 3600).await.expect("seed");
+        run(&tiny(), &Target::Sqlite, &dir, 3, 3600)
+            .await
+            .expect("seed");
         let manifest: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest"))
                 .expect("json");

@@ -142,22 +142,10 @@ async fn pg_relations(store: &nova_db::PgStore) -> (Vec<String>, Vec<String>) {
 
 #[tokio::test]
 async fn postgres_migrations_roll_back_one_by_one_and_apply_again() {
-    if std::env::var("TEST_DATABASE").ok().as_deref() != Some("postgres") {
+    let Some(url) = nova_db::postgres::test_database_url("migrations") else {
         eprintln!("skipping: set TEST_DATABASE=postgres to check the Postgres migrations");
         return;
-    }
-    let base = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let url = format!(
-        "{}/nova_migrations_{}_{}",
-        base.trim_end_matches('/'),
-        std::process::id(),
-        nanos
-    );
+    };
     nova_db::PgStore::create_database_if_missing(&url)
         .await
         .expect("create database");

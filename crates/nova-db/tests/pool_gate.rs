@@ -12,22 +12,10 @@ use nova_db::{PgStore, PostgresSettings};
 use nova_users::store::UserStore;
 
 async fn store(reject_above_ratio: f64) -> Option<(PgStore, String)> {
-    if std::env::var("TEST_DATABASE").ok().as_deref() != Some("postgres") {
+    let Some(url) = nova_db::postgres::test_database_url("gate") else {
         eprintln!("skipping pool gate checks: set TEST_DATABASE=postgres to run them");
         return None;
-    }
-    let base = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let url = format!(
-        "{}/nova_gate_{}_{}",
-        base.trim_end_matches('/'),
-        std::process::id(),
-        nanos
-    );
+    };
     PgStore::create_database_if_missing(&url)
         .await
         .expect("create database");

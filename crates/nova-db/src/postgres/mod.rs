@@ -139,6 +139,29 @@ impl PgStore {
     }
 }
 
+/// For tests and benchmarks: the URL of a fresh, uniquely named database on the test server when
+/// `TEST_DATABASE=postgres` (server from `TEST_POSTGRES_URL`, default
+/// `postgres://postgres@127.0.0.1:5432`); `None` when tests run on SQLite only.
+pub fn test_database_url(prefix: &str) -> Option<String> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    if std::env::var("TEST_DATABASE").ok().as_deref() != Some("postgres") {
+        return None;
+    }
+    let base = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    Some(format!(
+        "{}/nova_{prefix}_{}_{nanos}_{n}",
+        base.trim_end_matches('/'),
+        std::process::id()
+    ))
+}
+
 fn ids(ids: &[nova_core::Id]) -> Vec<i64> {
     ids.iter().map(|id| id.0).collect()
 }

@@ -13,22 +13,10 @@ const USERS: i64 = 2_000;
 const POSTS: i64 = 200_000;
 
 async fn seeded_store() -> Option<(PgStore, String)> {
-    if std::env::var("TEST_DATABASE").ok().as_deref() != Some("postgres") {
+    let Some(url) = super::test_database_url("plans") else {
         eprintln!("skipping plan checks: set TEST_DATABASE=postgres to run them");
         return None;
-    }
-    let base = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let url = format!(
-        "{}/nova_plans_{}_{}",
-        base.trim_end_matches('/'),
-        std::process::id(),
-        nanos
-    );
+    };
     PgStore::create_database_if_missing(&url)
         .await
         .expect("create database");

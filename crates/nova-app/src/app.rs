@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,15 +11,19 @@ use anyhow::Context as _;
 use futures_lite::FutureExt as _;
 use nova_core::{IdGenerator, Viewer};
 use nova_db::{PgStore, PostgresSettings, SqliteSettings, SqliteStore, Synchronous};
-use nova_gateway::{Authenticator, GatewayConfig, GatewayState, OperationTracker, Readiness};
+use nova_gateway::{
+    AuthFailure, Authenticator, GatewayConfig, GatewayState, OperationTracker, Readiness,
+};
+use nova_gateway::{QueryLimits, QueryLimitsConfig};
+use nova_gateway::{RateLimitConfig, RateLimitExtension, RateLimits};
 use nova_graphql::{SchemaLimits, Services};
 use nova_posts::PostStore;
 use nova_posts::PostsService;
-use nova_users::{Argon2Params, AuthConfig, GraphService, TokenService, UsersService};
+use nova_users::{Argon2Params, AuthConfig, GraphService, JwtKey, TokenService, UsersService};
 use nova_users::{GraphStore, SessionStore, UserStore};
 use rand::RngCore as _;
 
-use crate::settings::{DbKind, Settings, SynchronousSetting};
+use crate::settings::{DbKind, Profile, Settings, SynchronousSetting};
 
 /// The storage backend chosen by configuration.
 #[derive(Clone)]
@@ -84,17 +89,25 @@ impl Storage {
 }
 
 /// Builds the domain services over any adapter that implements every store port.
-fn services_over<S>(store: S, tokens: Arc<TokenService>, ids: Arc<IdGenerator>) -> Services
+fn services_over<S>(
+    store: S,
+    tokens: Arc<TokenService>,
+    ids: Arc<IdGenerator>,
+    revocation_check_ttl: Duration,
+) -> Services
 where
     S: UserStore + SessionStore + GraphStore + PostStore + 'static,
 {
     let shared = Arc::new(store);
-    let users = Arc::new(UsersService::new(
-        shared.clone(),
-        shared.clone(),
-        Arc::clone(&tokens),
-        Arc::clone(&ids),
-    ));
+    let users = Arc::new(
+        UsersService::new(
+            shared.clone(),
+            shared.clone(),
+            Arc::clone(&tokens),
+            Arc::clone(&ids),
+        )
+        .with_revocation_check_ttl(revocation_check_ttl),
+    );
     let graph = Arc::new(GraphService::new(
         shared.clone(),
         shared.clone(),
@@ -115,11 +128,70 @@ pub struct App {
     services: Services,
 }
 
-struct TokenAuthenticator(Arc<TokenService>);
+/// Bearer authentication over the accounts service: signature, key id, claims and session
+/// revocation. Every attempt gives one `nova::auth` log line (outcome, account id when the
+/// token was genuinely ours, key id, duration; never the token) and counts in
+/// `nova_auth_outcomes_total{outcome}`.
+struct TokenAuthenticator(Arc<UsersService>);
+
+impl TokenAuthenticator {
+    async fn verify_and_log(&self, bearer_token: &str) -> Result<Viewer, AuthFailure> {
+        let started = std::time::Instant::now();
+        let result = self.0.authenticate(bearer_token).await;
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let (outcome, account_id) = match &result {
+            Ok(verified) => ("ok", Some(verified.user_id)),
+            Err(nova_users::AuthFailure::Rejected(rejected)) => {
+                (rejected.reason.reason(), rejected.user_id)
+            }
+            Err(nova_users::AuthFailure::Unavailable(_)) => ("unavailable", None),
+        };
+        metrics::counter!("nova_auth_outcomes_total", "outcome" => outcome).increment(1);
+        let account_id = account_id.map_or_else(|| "-".to_owned(), |id| id.to_string());
+        match &result {
+            Ok(_) => tracing::debug!(
+                target: "nova::auth",
+                outcome,
+                account_id = %account_id,
+                duration_ms,
+                "authentication"
+            ),
+            Err(nova_users::AuthFailure::Rejected(_)) => tracing::info!(
+                target: "nova::auth",
+                outcome,
+                account_id = %account_id,
+                duration_ms,
+                "authentication"
+            ),
+            Err(nova_users::AuthFailure::Unavailable(error)) => tracing::warn!(
+                target: "nova::auth",
+                outcome,
+                account_id = %account_id,
+                duration_ms,
+                error = %format!("{error:#}"),
+                "authentication"
+            ),
+        }
+        match result {
+            Ok(verified) => Ok(Viewer {
+                user_id: verified.user_id,
+            }),
+            Err(nova_users::AuthFailure::Rejected(_)) => Err(AuthFailure::Rejected),
+            Err(nova_users::AuthFailure::Unavailable(_)) => Err(AuthFailure::Unavailable),
+        }
+    }
+}
 
 impl Authenticator for TokenAuthenticator {
+    fn verify<'a>(
+        &'a self,
+        bearer_token: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<Viewer, AuthFailure>> {
+        Box::pin(self.verify_and_log(bearer_token))
+    }
+
     fn authenticate(&self, bearer_token: &str) -> Option<Viewer> {
-        self.0.verify_access_token(bearer_token).ok()
+        self.0.tokens().verify_access_token(bearer_token).ok()
     }
 }
 
@@ -155,21 +227,51 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The configured JWT secret, or the one kept in the data directory (generated on first start).
-fn jwt_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
-    if let Some(secret) = &settings.auth.jwt_secret {
-        let len = secret.expose().len();
-        anyhow::ensure!(
-            len >= 32,
-            "auth.jwt_secret is {len} bytes long; it must be at least 32 bytes (or leave it unset to have one generated)"
-        );
-        return Ok(secret.expose().as_bytes().to_vec());
+/// Every JWT key and the id of the one that signs. Configured keys (`auth.jwt_secret` as kid
+/// `default`, `auth.jwt_keys`) come first; without any, the secret kept in the data directory
+/// is the `default` key (generated on first start, never in production). When only
+/// `auth.jwt_keys` are configured, an existing data-directory secret still verifies as
+/// `default`, so a node moving from the generated secret to configured keys signs no one out.
+fn jwt_keys(settings: &Settings) -> anyhow::Result<(String, Vec<JwtKey>)> {
+    let auth = &settings.auth;
+    // The same checks `config check` runs, so `App::build` is safe with unvalidated settings.
+    auth.validate(settings.profile)
+        .map_err(anyhow::Error::msg)?;
+    let signing_kid = auth.resolved_signing_kid().map_err(anyhow::Error::msg)?;
+    let mut keys: Vec<JwtKey> = auth
+        .jwt_secret
+        .iter()
+        .map(|secret| JwtKey {
+            kid: nova_users::DEFAULT_KID.to_owned(),
+            secret: secret.expose().as_bytes().to_vec(),
+        })
+        .chain(auth.jwt_keys.iter().map(|key| JwtKey {
+            kid: key.kid.clone(),
+            secret: key.secret.expose().as_bytes().to_vec(),
+        }))
+        .collect();
+    if !keys.iter().any(|key| key.kid == nova_users::DEFAULT_KID) {
+        let path = settings.data_dir.join("jwt-secret");
+        let kept = if keys.is_empty() {
+            anyhow::ensure!(
+                settings.profile != Profile::Production,
+                "profile = \"production\" needs a configured JWT secret (auth.jwt_secret or auth.jwt_keys); none is generated in production"
+            );
+            Some(match read_secret(&path)? {
+                Some(bytes) => bytes,
+                None => generate_secret(&path)?,
+            })
+        } else {
+            read_secret(&path)?
+        };
+        if let Some(secret) = kept {
+            keys.push(JwtKey {
+                kid: nova_users::DEFAULT_KID.to_owned(),
+                secret,
+            });
+        }
     }
-    let path = settings.data_dir.join("jwt-secret");
-    match read_secret(&path)? {
-        Some(bytes) => Ok(bytes),
-        None => generate_secret(&path),
-    }
+    Ok((signing_kid, keys))
 }
 
 /// The secret kept in `path`, `None` when there is no such file.
@@ -242,7 +344,7 @@ impl App {
     pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("create data directory {}", settings.data_dir.display()))?;
-        let secret = jwt_secret(settings)?;
+        let (signing_kid, mut keys) = jwt_keys(settings)?;
         let store = Storage::open(settings).await?;
         if settings.db.migrate_on_start {
             store.migrate().await?;
@@ -259,41 +361,67 @@ impl App {
             .unwrap_or_else(|| (rand::rngs::OsRng.next_u32() % 1024) as u16);
         let ids = Arc::new(IdGenerator::new(node_id));
         let auth = &settings.auth;
-        let tokens = Arc::new(TokenService::new(AuthConfig {
-            jwt_secret: secret,
-            issuer: auth.issuer.clone(),
-            audience: auth.audience.clone(),
-            access_token_ttl_secs: auth.access_token_ttl_secs,
-            refresh_token_ttl_secs: auth.refresh_token_ttl_secs,
-            leeway_secs: auth.leeway_secs,
-            argon2: Argon2Params {
-                memory_kib: auth.argon2_memory_kib,
-                iterations: auth.argon2_iterations,
-                parallelism: auth.argon2_parallelism,
+        let signing = keys
+            .iter()
+            .position(|key| key.kid == signing_kid)
+            .with_context(|| format!("auth.signing_kid {signing_kid:?} names no configured key"))?;
+        let signing_secret = keys.swap_remove(signing).secret;
+        let revocation_check_ttl = Duration::from_millis(auth.revocation_check_ttl_ms);
+        let tokens = Arc::new(TokenService::with_keys(
+            AuthConfig {
+                jwt_secret: signing_secret,
+                issuer: auth.issuer.clone(),
+                audience: auth.audience.clone(),
+                access_token_ttl_secs: auth.access_token_ttl_secs,
+                refresh_token_ttl_secs: auth.refresh_token_ttl_secs,
+                leeway_secs: auth.leeway_secs,
+                argon2: Argon2Params {
+                    memory_kib: auth.argon2_memory_kib,
+                    iterations: auth.argon2_iterations,
+                    parallelism: auth.argon2_parallelism,
+                },
             },
-        })?);
+            &signing_kid,
+            keys,
+        )?);
         let services = match &store {
-            Storage::Sqlite(sqlite) => services_over(sqlite.clone(), Arc::clone(&tokens), ids),
-            Storage::Postgres(postgres) => {
-                services_over(postgres.clone(), Arc::clone(&tokens), ids)
-            }
+            Storage::Sqlite(sqlite) => services_over(
+                sqlite.clone(),
+                Arc::clone(&tokens),
+                ids,
+                revocation_check_ttl,
+            ),
+            Storage::Postgres(postgres) => services_over(
+                postgres.clone(),
+                Arc::clone(&tokens),
+                ids,
+                revocation_check_ttl,
+            ),
         };
         let limits = SchemaLimits {
             max_depth: settings.graphql.max_depth,
             max_complexity: settings.graphql.max_complexity,
+            introspection: settings.graphql.introspection,
         };
-        let schema =
-            nova_graphql::build_schema(services.clone(), limits, |b| b.extension(OperationTracker));
+        let query_limits = QueryLimits::new(query_limits_config(settings));
+        let rate_limits = RateLimits::new(rate_limit_config(settings)?)?;
+        let schema = nova_graphql::build_schema(services.clone(), limits, |b| {
+            b.extension(OperationTracker)
+                .extension(RateLimitExtension)
+                .extension(query_limits.extension())
+        });
         let state = GatewayState {
             schema,
             services: services.clone(),
-            authenticator: Arc::new(TokenAuthenticator(tokens)),
+            authenticator: Arc::new(TokenAuthenticator(Arc::clone(&services.users))),
             readiness: Arc::new(StoreReadiness(store.clone())),
             metrics: nova_gateway::metrics_handle()?,
             config: GatewayConfig {
                 max_body_bytes: settings.http.max_body_bytes,
                 request_timeout: Duration::from_millis(settings.http.request_timeout_ms),
             },
+            rate_limits,
+            query_limits,
         };
         Ok(App {
             router: nova_gateway::router(state),
@@ -313,13 +441,63 @@ impl App {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(listener, self.router)
+        // The peer address is what rate limits charge (or the proxy whose headers they read).
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await
             .context("http server")?;
         self.store.close().await;
         Ok(())
     }
+}
+
+/// The gateway's query limits from `[graphql]`.
+fn query_limits_config(settings: &Settings) -> QueryLimitsConfig {
+    let g = &settings.graphql;
+    QueryLimitsConfig {
+        caps: nova_gateway::cost::Caps {
+            max_depth: g.max_depth,
+            max_fields_per_level: g.max_fields_per_level,
+            max_aliases: g.max_aliases,
+            max_root_fields: g.max_root_fields,
+            max_cost: g.max_cost,
+        },
+        budget_points: g.cost_budget_per_hour,
+        budget_window: Duration::from_secs(g.cost_budget_window_secs.max(1)),
+        apq_cache_entries: g.apq_cache_entries,
+        max_variables_bytes: g.max_variables_bytes,
+        max_header_bytes: g.max_header_bytes,
+    }
+}
+
+/// The gateway's rate limits from `[rate_limit]`.
+fn rate_limit_config(settings: &Settings) -> anyhow::Result<RateLimitConfig> {
+    use nova_gateway::rate_limit::{parse_trusted_proxy, Rate, RedisConfig};
+    let s = &settings.rate_limit;
+    let trusted_proxies = s
+        .trusted_proxies
+        .iter()
+        .map(|entry| parse_trusted_proxy(entry))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("rate_limit.trusted_proxies: {e}"))?;
+    Ok(RateLimitConfig {
+        enabled: s.enabled,
+        trusted_proxies,
+        per_ip: Rate::per_second(s.per_ip_per_second, s.per_ip_burst),
+        per_account: Rate::per_second(s.per_account_per_second, s.per_account_burst),
+        sign_in: Rate::per_minute(s.sign_in_per_minute, s.sign_in_burst),
+        register: Rate::per_minute(s.register_per_minute, s.register_burst),
+        writes: Rate::per_hour(s.writes_per_hour, s.writes_burst),
+        redis: s.redis_url.as_ref().map(|url| RedisConfig {
+            url: url.expose().to_owned(),
+            key_prefix: s.redis_key_prefix.clone(),
+            timeout: Duration::from_millis(s.redis_timeout_ms.max(1)),
+        }),
+        sweep_interval: Duration::from_secs(s.sweep_interval_secs.max(1)),
+    })
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -363,5 +541,36 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, ["jwt-secret"], "no temporary file is left behind");
+    }
+
+    #[test]
+    fn the_generated_secret_is_the_default_key_and_keeps_verifying_after_moving_to_jwt_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = crate::testing::TestApp::test_settings(dir.path());
+        let (signing, keys) = jwt_keys(&settings).expect("generated");
+        assert_eq!(signing, nova_users::DEFAULT_KID);
+        assert_eq!(keys.len(), 1);
+        let generated = keys[0].secret.clone();
+
+        settings.auth.jwt_keys = vec![crate::settings::JwtKeySettings {
+            kid: "2026-11".into(),
+            secret: crate::settings::Secret::from("9f2c4e7a1b8d3f6052c9e4a7b1d8f3c6".to_owned()),
+        }];
+        let (signing, keys) = jwt_keys(&settings).expect("configured");
+        assert_eq!(signing, "2026-11");
+        let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
+        assert_eq!(kids, ["2026-11", nova_users::DEFAULT_KID]);
+        assert_eq!(keys[1].secret, generated, "the old secret still verifies");
+    }
+
+    #[test]
+    fn production_generates_no_secret() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = crate::testing::TestApp::test_settings(dir.path());
+        settings.profile = Profile::Production;
+        settings.auth.argon2_memory_kib = crate::settings::OWASP_MIN_ARGON2_MEMORY_KIB;
+        let error = jwt_keys(&settings).expect_err("refused");
+        assert!(error.to_string().contains("production"), "{error}");
+        assert!(!dir.path().join("jwt-secret").exists());
     }
 }

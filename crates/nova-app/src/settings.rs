@@ -39,6 +39,10 @@ impl Serialize for Secret {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
+    /// `development` (default) or `production`. Production refuses to start without configured
+    /// JWT keys (none is generated), with a weak key, or with argon2 memory below OWASP's
+    /// minimum (19 MiB).
+    pub profile: Profile,
     /// Directory holding the SQLite database and the generated JWT secret; created if missing.
     pub data_dir: PathBuf,
     /// Node id (0–1023) embedded in generated ids. Nodes sharing a database need distinct ids;
@@ -49,11 +53,13 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub graphql: GraphqlSettings,
     pub log: LogSettings,
+    pub rate_limit: RateLimitSettings,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
+            profile: Profile::Development,
             data_dir: PathBuf::from("nova-data"),
             node_id: None,
             http: HttpSettings::default(),
@@ -61,6 +67,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             graphql: GraphqlSettings::default(),
             log: LogSettings::default(),
+            rate_limit: RateLimitSettings::default(),
         }
     }
 }
@@ -151,12 +158,42 @@ impl Default for DbSettings {
     }
 }
 
+/// How strict start-up is about secrets and costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    Development,
+    Production,
+}
+
+/// OWASP's minimum argon2id memory cost, enforced in production.
+pub const OWASP_MIN_ARGON2_MEMORY_KIB: u32 = 19 * 1024;
+
+/// One JWT key: `{ kid = "2026-11", secret = "..." }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtKeySettings {
+    /// Key id, carried in the `kid` header of the tokens it signs.
+    pub kid: String,
+    /// HS256 secret, at least 32 bytes. Redacted when printed.
+    pub secret: Secret,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
-    /// HS256 signing secret, at least 32 bytes. When unset, one is generated and kept in
-    /// `<data_dir>/jwt-secret` (mode 0600).
+    /// HS256 signing secret, at least 32 bytes, with key id `default`. When neither it nor
+    /// `jwt_keys` is set, one is generated and kept in `<data_dir>/jwt-secret` (mode 0600),
+    /// except in production.
     pub jwt_secret: Option<Secret>,
+    /// Further keys for rotation; every configured key verifies, `signing_kid` signs.
+    pub jwt_keys: Vec<JwtKeySettings>,
+    /// The key that signs new tokens. Default: `default` when `jwt_secret` is set or `jwt_keys`
+    /// is empty, else the only entry of `jwt_keys`.
+    pub signing_kid: Option<String>,
+    /// How long a session revocation check is reused in process; a sign-out on another node
+    /// takes effect here within this time. 0 checks storage on every request.
+    pub revocation_check_ttl_ms: u64,
     pub issuer: String,
     pub audience: String,
     pub access_token_ttl_secs: u64,
@@ -169,10 +206,98 @@ pub struct AuthSettings {
     pub argon2_parallelism: u32,
 }
 
+impl AuthSettings {
+    /// The key that signs new tokens, as configured or defaulted (see `signing_kid`).
+    pub fn resolved_signing_kid(&self) -> Result<String, String> {
+        if let Some(kid) = &self.signing_kid {
+            return Ok(kid.clone());
+        }
+        match (&self.jwt_secret, self.jwt_keys.as_slice()) {
+            (Some(_), _) | (None, []) => Ok(nova_users::DEFAULT_KID.to_owned()),
+            (None, [only]) => Ok(only.kid.clone()),
+            (None, _) => Err(
+                "auth.signing_kid must name the key that signs when auth.jwt_keys has several"
+                    .into(),
+            ),
+        }
+    }
+
+    /// Key ids distinct and well-formed, secrets long enough (and, in production, not
+    /// repetitive), the signing key configured, argon2 memory at OWASP's minimum in production.
+    pub fn validate(&self, profile: Profile) -> Result<(), String> {
+        let production = profile == Profile::Production;
+        let mut kids: Vec<&str> = Vec::new();
+        let named = self
+            .jwt_secret
+            .iter()
+            .map(|secret| {
+                (
+                    "auth.jwt_secret".to_owned(),
+                    nova_users::DEFAULT_KID,
+                    secret,
+                )
+            })
+            .chain(self.jwt_keys.iter().map(|key| {
+                (
+                    format!("auth.jwt_keys kid {:?}", key.kid),
+                    key.kid.as_str(),
+                    &key.secret,
+                )
+            }));
+        for (name, kid, secret) in named {
+            nova_users::auth::check_kid(kid).map_err(|e| format!("auth.jwt_keys: {e}"))?;
+            if kids.contains(&kid) {
+                return Err(format!("{name}: key id {kid:?} is configured twice"));
+            }
+            kids.push(kid);
+            let len = secret.expose().len();
+            if len < nova_users::auth::MIN_SECRET_BYTES {
+                return Err(format!(
+                    "{name} is {len} bytes long; it must be at least 32 bytes (or leave it unset to have one generated)"
+                ));
+            }
+            if production {
+                if let Some(weakness) =
+                    nova_users::auth::secret_weakness(secret.expose().as_bytes())
+                {
+                    return Err(format!(
+                        "{name} is too weak for profile = \"production\": {weakness}"
+                    ));
+                }
+            }
+        }
+        if production && kids.is_empty() {
+            return Err("profile = \"production\" needs a configured JWT secret (auth.jwt_secret or auth.jwt_keys); none is generated in production".into());
+        }
+        let signing = self.resolved_signing_kid()?;
+        if !kids.is_empty() && !kids.contains(&signing.as_str()) {
+            return Err(format!(
+                "auth.signing_kid {signing:?} names no configured key (configured: {})",
+                kids.join(", ")
+            ));
+        }
+        if kids.is_empty() && signing != nova_users::DEFAULT_KID {
+            return Err(format!(
+                "auth.signing_kid {signing:?} names no configured key (only the generated \"default\" key exists)"
+            ));
+        }
+        if production && self.argon2_memory_kib < OWASP_MIN_ARGON2_MEMORY_KIB {
+            return Err(format!(
+                "auth.argon2_memory_kib is {}; profile = \"production\" needs at least {OWASP_MIN_ARGON2_MEMORY_KIB} (19 MiB, OWASP's minimum for argon2id)",
+                self.argon2_memory_kib
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for AuthSettings {
     fn default() -> Self {
         AuthSettings {
             jwt_secret: None,
+            jwt_keys: Vec::new(),
+            signing_kid: None,
+            revocation_check_ttl_ms: 2_000,
             issuer: "nova".into(),
             audience: "nova".into(),
             access_token_ttl_secs: 15 * 60,
@@ -189,18 +314,50 @@ impl Default for AuthSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GraphqlSettings {
-    /// Deepest selection nesting accepted.
+    /// Deepest selection nesting accepted (`{ me { id } }` is 2; introspection is exempt).
     pub max_depth: usize,
-    /// Largest async-graphql complexity accepted.
+    /// Largest async-graphql complexity accepted (a backstop behind `max_cost`).
     pub max_complexity: usize,
+    /// Most fields one selection set may select.
+    pub max_fields_per_level: usize,
+    /// Most aliased fields in one operation (fragments counted as often as they are spread).
+    pub max_aliases: usize,
+    /// Most root fields in one query (mutations are capped at 10 regardless).
+    pub max_root_fields: usize,
+    /// Largest estimated cost of one operation (objects 1, mutations 10, lists × page size).
+    pub max_cost: u64,
+    /// Cost points each account (or client address, for anonymous requests) may spend per
+    /// `cost_budget_window_secs`; 0 turns the budget off.
+    pub cost_budget_per_hour: u64,
+    /// Length of a cost budget window.
+    pub cost_budget_window_secs: u64,
+    /// Whether `__schema` / `__type` introspection is served.
+    pub introspection: bool,
+    /// Automatic persisted queries remembered per node.
+    pub apq_cache_entries: u64,
+    /// Largest `variables` object, in bytes of JSON (413 above).
+    pub max_variables_bytes: usize,
+    /// Largest total size of a `/graphql` request's headers, names and values (431 above).
+    pub max_header_bytes: usize,
 }
 
 impl Default for GraphqlSettings {
     fn default() -> Self {
         let limits = nova_graphql::SchemaLimits::default();
+        let query = nova_gateway::QueryLimitsConfig::default();
         GraphqlSettings {
             max_depth: limits.max_depth,
             max_complexity: limits.max_complexity,
+            max_fields_per_level: query.caps.max_fields_per_level,
+            max_aliases: query.caps.max_aliases,
+            max_root_fields: query.caps.max_root_fields,
+            max_cost: query.caps.max_cost,
+            cost_budget_per_hour: query.budget_points,
+            cost_budget_window_secs: query.budget_window.as_secs(),
+            introspection: limits.introspection,
+            apq_cache_entries: query.apq_cache_entries,
+            max_variables_bytes: query.max_variables_bytes,
+            max_header_bytes: query.max_header_bytes,
         }
     }
 }
@@ -226,6 +383,101 @@ impl Default for LogSettings {
             format: LogFormat::Text,
             filter: "info".into(),
         }
+    }
+}
+
+/// Rate limits (GCRA: a steady rate plus a burst a quiet client may spend at once). See
+/// docs/operations/limits.md.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSettings {
+    /// Turns every rate limit on or off.
+    pub enabled: bool,
+    /// Steady rate of `/graphql` requests per client address (IPv6: per /64).
+    pub per_ip_per_second: u32,
+    /// Requests a quiet client address may send at once.
+    pub per_ip_burst: u32,
+    /// Steady rate of `/graphql` requests per authenticated account.
+    pub per_account_per_second: u32,
+    /// Requests a quiet account may send at once.
+    pub per_account_burst: u32,
+    /// `signIn` attempts per minute, counted per client address and, separately, per login.
+    pub sign_in_per_minute: u32,
+    /// `signIn` attempts allowed at once (per address and per login).
+    pub sign_in_burst: u32,
+    /// `register` attempts per minute, counted per client address and, separately, per username.
+    pub register_per_minute: u32,
+    /// `register` attempts allowed at once (per address and per username).
+    pub register_burst: u32,
+    /// Write mutations (createPost, editPost, deletePost, likePost, unlikePost, follow,
+    /// unfollow, block, unblock, mute, unmute, updateProfile) per account per hour.
+    pub writes_per_hour: u32,
+    /// Write mutations an account may run at once.
+    pub writes_burst: u32,
+    /// Proxies (CIDR blocks or single addresses) whose `Forwarded` / `X-Forwarded-For` headers
+    /// name the client. Requests from any other peer are charged to the peer itself.
+    pub trusted_proxies: Vec<String>,
+    /// `redis://host:port/db`: share the buckets across nodes through Redis. Unset: each node
+    /// limits on its own. Redacted when printed.
+    pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key; nodes sharing quotas use the same prefix.
+    pub redis_key_prefix: String,
+    /// Longest wait for Redis before a check falls back to the node's own limiter.
+    pub redis_timeout_ms: u64,
+    /// How often idle in-process buckets are dropped.
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        RateLimitSettings {
+            enabled: true,
+            per_ip_per_second: 100,
+            per_ip_burst: 10,
+            per_account_per_second: 100,
+            per_account_burst: 10,
+            sign_in_per_minute: 10,
+            sign_in_burst: 5,
+            register_per_minute: 10,
+            register_burst: 5,
+            writes_per_hour: 300,
+            writes_burst: 50,
+            trusted_proxies: Vec::new(),
+            redis_url: None,
+            redis_key_prefix: "nova:rl".into(),
+            redis_timeout_ms: 50,
+            sweep_interval_secs: 10,
+        }
+    }
+}
+
+impl RateLimitSettings {
+    /// Rejects zero rates and bursts and trusted proxies that are not addresses or CIDR blocks.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("per_ip_per_second", self.per_ip_per_second),
+            ("per_ip_burst", self.per_ip_burst),
+            ("per_account_per_second", self.per_account_per_second),
+            ("per_account_burst", self.per_account_burst),
+            ("sign_in_per_minute", self.sign_in_per_minute),
+            ("sign_in_burst", self.sign_in_burst),
+            ("register_per_minute", self.register_per_minute),
+            ("register_burst", self.register_burst),
+            ("writes_per_hour", self.writes_per_hour),
+            ("writes_burst", self.writes_burst),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(format!(
+                    "rate_limit.{name} is 0; it must be at least 1 (set rate_limit.enabled = false to turn limits off)"
+                ));
+            }
+        }
+        for entry in &self.trusted_proxies {
+            nova_gateway::rate_limit::parse_trusted_proxy(entry)
+                .map_err(|e| format!("rate_limit.trusted_proxies: {e}"))?;
+        }
+        Ok(())
     }
 }
 
@@ -273,14 +525,8 @@ impl Settings {
     /// Rejects values that parse but that `serve` would refuse or silently change, so that
     /// `nova config check` catches them too.
     pub fn validate(&self) -> Result<(), String> {
-        if let Some(secret) = &self.auth.jwt_secret {
-            let len = secret.expose().len();
-            if len < 32 {
-                return Err(format!(
-                    "auth.jwt_secret is {len} bytes long; it must be at least 32 bytes (or leave it unset to have one generated)"
-                ));
-            }
-        }
+        self.auth.validate(self.profile)?;
+        self.rate_limit.validate()?;
         if let Some(node_id) = self.node_id {
             if node_id > nova_core::id::MAX_NODE_ID {
                 return Err(format!(
@@ -356,6 +602,33 @@ mod tests {
     }
 
     #[test]
+    fn rate_limit_settings_are_validated_when_loading() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("nova.toml");
+        std::fs::write(
+            &path,
+            "[rate_limit]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.168.1.1\", \"fd00::/8\"]\nsign_in_per_minute = 3\n",
+        )
+        .expect("write");
+        let settings = Settings::load(&path, true, &CliOverrides::default()).expect("valid");
+        assert_eq!(settings.rate_limit.sign_in_per_minute, 3);
+        assert_eq!(settings.rate_limit.per_ip_per_second, 100);
+
+        std::fs::write(&path, "[rate_limit]\ntrusted_proxies = [\"10.0.0.0/33\"]\n")
+            .expect("write");
+        let error = Settings::load(&path, true, &CliOverrides::default()).expect_err("cidr");
+        assert!(error.to_string().contains("trusted_proxies"), "{error}");
+
+        std::fs::write(&path, "[rate_limit]\nwrites_burst = 0\n").expect("write");
+        let error = Settings::load(&path, true, &CliOverrides::default()).expect_err("zero");
+        assert!(error.to_string().contains("writes_burst"), "{error}");
+
+        std::fs::write(&path, "[rate_limit]\nper_ip_per_sec = 5\n").expect("write");
+        let error = Settings::load(&path, true, &CliOverrides::default()).expect_err("unknown");
+        assert!(error.to_string().contains("per_ip_per_sec"), "{error}");
+    }
+
+    #[test]
     fn flags_win_and_secrets_are_redacted() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("nova.toml");
@@ -373,5 +646,103 @@ mod tests {
         let shown = settings.to_redacted_toml();
         assert!(!shown.contains("very-secret"), "{shown}");
         assert!(shown.contains("<redacted>"));
+    }
+
+    fn load_toml(text: &str) -> Result<Settings, String> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("nova.toml");
+        std::fs::write(&path, text).expect("write");
+        Settings::load(&path, true, &CliOverrides::default()).map_err(|e| e.to_string())
+    }
+
+    const STRONG: &str = "9f2c4e7a1b8d3f6052c9e4a7b1d8f3c6";
+    const STRONG_2: &str = "Zq8!rT3#vW6$yB1%nM4^kL7&hJ0*gF2(";
+
+    #[test]
+    fn jwt_keys_rotate_under_key_ids_and_are_redacted() {
+        let settings = load_toml(&format!(
+            "[auth]\nsigning_kid = \"2026-11\"\njwt_keys = [{{ kid = \"2026-10\", secret = \"{STRONG}\" }}, {{ kid = \"2026-11\", secret = \"{STRONG_2}\" }}]\n"
+        ))
+        .expect("valid");
+        assert_eq!(
+            settings.auth.resolved_signing_kid().as_deref(),
+            Ok("2026-11")
+        );
+        let shown = settings.to_redacted_toml();
+        assert!(
+            !shown.contains(STRONG) && !shown.contains(STRONG_2),
+            "{shown}"
+        );
+        assert!(shown.contains("2026-10"), "{shown}");
+
+        // One key signs by default; several need signing_kid, which must name one of them.
+        let one = load_toml(&format!(
+            "[auth]\njwt_keys = [{{ kid = \"k\", secret = \"{STRONG}\" }}]\n"
+        ))
+        .expect("valid");
+        assert_eq!(one.auth.resolved_signing_kid().as_deref(), Ok("k"));
+        let error = load_toml(&format!(
+            "[auth]\njwt_keys = [{{ kid = \"a\", secret = \"{STRONG}\" }}, {{ kid = \"b\", secret = \"{STRONG_2}\" }}]\n"
+        ))
+        .expect_err("ambiguous");
+        assert!(error.contains("signing_kid"), "{error}");
+        let error = load_toml(&format!(
+            "[auth]\nsigning_kid = \"c\"\njwt_keys = [{{ kid = \"a\", secret = \"{STRONG}\" }}]\n"
+        ))
+        .expect_err("unknown signing kid");
+        assert!(error.contains("\"c\""), "{error}");
+        // Duplicate ids (the single secret is `default`), short secrets, bad ids.
+        let error = load_toml(&format!(
+            "[auth]\njwt_secret = \"{STRONG}\"\njwt_keys = [{{ kid = \"default\", secret = \"{STRONG_2}\" }}]\n"
+        ))
+        .expect_err("duplicate");
+        assert!(error.contains("twice"), "{error}");
+        let error = load_toml("[auth]\njwt_keys = [{ kid = \"a\", secret = \"short\" }]\n")
+            .expect_err("short");
+        assert!(
+            error.contains("32 bytes") && !error.contains("short\""),
+            "{error}"
+        );
+        let error = load_toml(&format!(
+            "[auth]\njwt_keys = [{{ kid = \"a b\", secret = \"{STRONG}\" }}]\n"
+        ))
+        .expect_err("bad kid");
+        assert!(error.contains("key id"), "{error}");
+    }
+
+    #[test]
+    fn production_refuses_missing_or_weak_secrets_and_cheap_argon2() {
+        let error = load_toml("profile = \"production\"\n").expect_err("no secret");
+        assert!(
+            error.contains("production") && error.contains("jwt_secret"),
+            "{error}"
+        );
+        let weak = "a".repeat(40);
+        let error = load_toml(&format!(
+            "profile = \"production\"\n[auth]\njwt_secret = \"{weak}\"\n"
+        ))
+        .expect_err("weak");
+        assert!(
+            error.contains("too weak") && !error.contains(&weak),
+            "{error}"
+        );
+        let error = load_toml(
+            "profile = \"production\"\n[auth]\njwt_keys = [{ kid = \"k\", secret = \"abcabcabcabcabcabcabcabcabcabcabcabc\" }]\n",
+        )
+        .expect_err("repetitive key");
+        assert!(error.contains("distinct"), "{error}");
+        let error = load_toml(&format!(
+            "profile = \"production\"\n[auth]\njwt_secret = \"{STRONG}\"\nargon2_memory_kib = 4096\n"
+        ))
+        .expect_err("cheap argon2");
+        assert!(error.contains("argon2_memory_kib"), "{error}");
+        let fine = load_toml(&format!(
+            "profile = \"production\"\n[auth]\njwt_secret = \"{STRONG}\"\n"
+        ))
+        .expect("strong secret, default argon2");
+        assert_eq!(fine.profile, Profile::Production);
+        // Development keeps generating a secret and accepts repetitive ones of 32 bytes.
+        load_toml("").expect("development without a secret");
+        load_toml(&format!("[auth]\njwt_secret = \"{weak}\"\n")).expect("development, weak");
     }
 }

@@ -38,6 +38,22 @@ impl TestApp {
         settings.auth.argon2_memory_kib = 1024;
         settings.auth.argon2_iterations = 1;
         settings.db.synchronous = crate::settings::SynchronousSetting::Normal;
+        // Limits stay on (the code path runs in every suite) but are out of reach of suites that
+        // fire hundreds of requests from 127.0.0.1; rate-limit tests set tight ones explicitly.
+        let generous = 1_000_000;
+        let limits = &mut settings.rate_limit;
+        limits.per_ip_per_second = generous;
+        limits.per_ip_burst = generous;
+        limits.per_account_per_second = generous;
+        limits.per_account_burst = generous;
+        limits.sign_in_per_minute = generous;
+        limits.sign_in_burst = generous;
+        limits.register_per_minute = generous;
+        limits.register_burst = generous;
+        limits.writes_per_hour = generous;
+        limits.writes_burst = generous;
+        // The same for the per-caller query cost budget; query-limit tests set a small one.
+        settings.graphql.cost_budget_per_hour = 1_000_000_000;
         settings
     }
 

@@ -14,8 +14,9 @@ use nova_core::{Code, Viewer};
 use serde_json::{json, Map, Value};
 use tracing::Instrument as _;
 
+use crate::cost::{ClientAddr, CostTicket, PersistedQuery};
 use crate::ops::OperationInfo;
-use crate::GatewayState;
+use crate::{AuthFailure, GatewayState};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const APPLICATION_JSON: &str = "application/json";
@@ -73,9 +74,11 @@ fn request_error(status: StatusCode, media: MediaType, code: Code, message: &str
 
 /// The fields of a GraphQL-over-HTTP request, from a JSON body or query parameters.
 struct Params {
+    /// Empty when a persisted query is named by hash only.
     query: String,
     operation_name: Option<String>,
     variables: Option<Value>,
+    persisted: Option<PersistedQuery>,
 }
 
 fn params_from_json(value: Value) -> Result<Params, &'static str> {
@@ -85,8 +88,10 @@ fn params_from_json(value: Value) -> Result<Params, &'static str> {
             _ => "the request body must be a JSON object",
         });
     };
+    let persisted = PersistedQuery::from_extensions(map.get("extensions"))?;
     let query = match map.remove("query") {
         Some(Value::String(q)) => q,
+        None | Some(Value::Null) if persisted.is_some() => String::new(),
         Some(_) => return Err("`query` must be a string"),
         None => return Err("`query` is required"),
     };
@@ -108,6 +113,7 @@ fn params_from_json(value: Value) -> Result<Params, &'static str> {
         query,
         operation_name,
         variables,
+        persisted,
     })
 }
 
@@ -121,6 +127,7 @@ fn is_json_content_type(headers: &HeaderMap) -> bool {
 
 pub(crate) async fn post_graphql(
     State(state): State<GatewayState>,
+    client: ClientAddr,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -164,13 +171,14 @@ pub(crate) async fn post_graphql(
         }
     };
     match params_from_json(value) {
-        Ok(params) => execute(state, headers, params, media, false).await,
+        Ok(params) => execute(state, client, headers, params, media, false).await,
         Err(message) => request_error(StatusCode::BAD_REQUEST, media, Code::InvalidInput, message),
     }
 }
 
 pub(crate) async fn get_graphql(
     State(state): State<GatewayState>,
+    client: ClientAddr,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
@@ -213,22 +221,25 @@ pub(crate) async fn get_graphql(
         map.insert(key, value);
     }
     match params_from_json(Value::Object(map)) {
-        Ok(params) => execute(state, headers, params, media, true).await,
+        Ok(params) => execute(state, client, headers, params, media, true).await,
         Err(message) => request_error(StatusCode::BAD_REQUEST, media, Code::InvalidInput, message),
     }
 }
 
-fn authenticate(state: &GatewayState, headers: &HeaderMap) -> Result<Option<Viewer>, ()> {
+async fn authenticate(
+    state: &GatewayState,
+    headers: &HeaderMap,
+) -> Result<Option<Viewer>, AuthFailure> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let value = value.to_str().map_err(|_| ())?;
-    let token = value.strip_prefix("Bearer ").ok_or(())?;
-    state
-        .authenticator
-        .authenticate(token.trim())
-        .map(Some)
-        .ok_or(())
+    // Anything but `Bearer <token>` is checked as an empty token: refused, and logged as such.
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    state.authenticator.verify(token.trim()).await.map(Some)
 }
 
 fn request_id(headers: &HeaderMap) -> String {
@@ -312,6 +323,7 @@ fn sort_errors(errors: &mut [Value], request_id: &str) {
 
 async fn execute(
     state: GatewayState,
+    client: ClientAddr,
     headers: HeaderMap,
     params: Params,
     media: MediaType,
@@ -319,23 +331,44 @@ async fn execute(
 ) -> Response {
     let started = Instant::now();
     let request_id = request_id(&headers);
-    let viewer = match authenticate(&state, &headers) {
+    if let Some(response) = check_sizes(&state, &headers, &params, media) {
+        return response;
+    }
+    let (query, register) = match resolve_persisted(&state, &params, media) {
+        Ok(resolved) => resolved,
+        Err(response) => return *response,
+    };
+    let viewer = match authenticate(&state, &headers).await {
         Ok(viewer) => viewer,
-        Err(()) => {
+        Err(failure) => {
+            let (status, code, message) = match failure {
+                AuthFailure::Rejected => (
+                    StatusCode::UNAUTHORIZED,
+                    Code::Unauthenticated,
+                    "access token is invalid or expired",
+                ),
+                AuthFailure::Unavailable => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Code::Unavailable,
+                    "the service is temporarily unavailable; retry later",
+                ),
+            };
             record(
                 &request_id,
                 params.operation_name.as_deref(),
                 "unknown",
-                "UNAUTHENTICATED",
-                401,
+                code.as_str(),
+                status.as_u16(),
                 started,
             );
-            return request_error(
-                StatusCode::UNAUTHORIZED,
-                media,
-                Code::Unauthenticated,
-                "access token is invalid or expired",
-            );
+            let mut response = request_error(status, media, code, message);
+            if failure == AuthFailure::Unavailable {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECS),
+                );
+            }
+            return response;
         }
     };
     let info = Arc::new(OperationInfo {
@@ -343,7 +376,15 @@ async fn execute(
         via_get,
         ..Default::default()
     });
-    let mut request = async_graphql::Request::new(params.query).data(Arc::clone(&info));
+    let limits = &state.query_limits;
+    let ticket = Arc::new(CostTicket::new(
+        params.operation_name.clone(),
+        crate::cost::budget_key(viewer.as_ref(), &client),
+        limits.budget.clone(),
+    ));
+    let mut request = async_graphql::Request::new(query.as_str())
+        .data(Arc::clone(&info))
+        .data(Arc::clone(&ticket));
     if let Some(name) = &params.operation_name {
         request = request.operation_name(name);
     }
@@ -372,7 +413,20 @@ async fn execute(
             "the request took too long and was cancelled",
         );
     };
+    let max_cost = limits.config.caps.max_cost;
+    if let Some(budget_state) = ticket.throttled() {
+        record(
+            &request_id,
+            params.operation_name.as_deref(),
+            info.kind(),
+            "RATE_LIMITED",
+            429,
+            started,
+        );
+        return throttled_response(&response, &ticket, &budget_state, media, max_cost);
+    }
     if info.mutation_over_get() {
+        ticket.settle(None, max_cost);
         record(
             &request_id,
             params.operation_name.as_deref(),
@@ -396,6 +450,16 @@ async fn execute(
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
     let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({}));
+    let cost = ticket.settle(body.get("data"), max_cost);
+    if let (Some((report, _)), Some(object)) = (&cost, body.as_object_mut()) {
+        let extensions = object.entry("extensions").or_insert_with(|| json!({}));
+        if let Some(extensions) = extensions.as_object_mut() {
+            extensions.insert("cost".into(), report.clone());
+        }
+    }
+    if let (Some(hash), false) = (register, failed_before_execution) {
+        limits.persisted.insert(hash, &query);
+    }
     let mut outcome = "OK".to_owned();
     if let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) {
         sort_errors(errors, &request_id);
@@ -438,6 +502,146 @@ async fn execute(
         header::CONTENT_TYPE,
         HeaderValue::from_static(media.as_str()),
     );
+    if let Some((_, Some(budget_state))) = &cost {
+        crate::cost::budget_headers(http_response.headers_mut(), budget_state);
+    }
+    http_response
+}
+
+/// Counts the bytes a value serialises to without keeping them.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 = self.0.saturating_add(buf.len());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Header and variables sizes: 431 for headers over `max_header_bytes` (names and values
+/// together), 413 for `variables` over `max_variables_bytes` of JSON.
+fn check_sizes(
+    state: &GatewayState,
+    headers: &HeaderMap,
+    params: &Params,
+    media: MediaType,
+) -> Option<Response> {
+    let config = &state.query_limits.config;
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > config.max_header_bytes {
+        let message = format!("request headers exceed {} bytes", config.max_header_bytes);
+        return Some(request_error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            media,
+            Code::InvalidInput,
+            &message,
+        ));
+    }
+    if let Some(variables) = &params.variables {
+        let mut counter = ByteCounter(0);
+        let too_large = serde_json::to_writer(&mut counter, variables).is_err()
+            || counter.0 > config.max_variables_bytes;
+        if too_large {
+            let message = format!("variables exceed {} bytes", config.max_variables_bytes);
+            return Some(request_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                media,
+                Code::InvalidInput,
+                &message,
+            ));
+        }
+    }
+    None
+}
+
+/// The query text to run and, for a persisted query sent in full, the hash to remember it by
+/// once it ran. A hash-only request for an unknown hash gets Apollo's `PersistedQueryNotFound`
+/// (a request error, so 400 under `application/graphql-response+json`, 200 under
+/// `application/json` as Apollo clients expect); a query whose SHA-256 is not the given hash is
+/// a 400.
+fn resolve_persisted(
+    state: &GatewayState,
+    params: &Params,
+    media: MediaType,
+) -> Result<(String, Option<String>), Box<Response>> {
+    let Some(persisted) = &params.persisted else {
+        return Ok((params.query.clone(), None));
+    };
+    if !params.query.is_empty() {
+        if !persisted.matches(&params.query) {
+            return Err(Box::new(request_error(
+                StatusCode::BAD_REQUEST,
+                media,
+                Code::InvalidInput,
+                crate::cost::apq::MISMATCH,
+            )));
+        }
+        return Ok((params.query.clone(), Some(persisted.hash.clone())));
+    }
+    match state.query_limits.persisted.get(&persisted.hash) {
+        Some(query) => Ok((query.to_string(), None)),
+        None => {
+            let body = json!({ "errors": [{
+                "message": crate::cost::apq::NOT_FOUND,
+                "extensions": {
+                    "code": Code::InvalidInput.as_str(),
+                    "persistedQuery": "PERSISTED_QUERY_NOT_FOUND",
+                },
+            }] });
+            let status = match media {
+                MediaType::GraphqlResponseJson => StatusCode::BAD_REQUEST,
+                MediaType::Json => StatusCode::OK,
+            };
+            let mut response = (status, body.to_string()).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(media.as_str()),
+            );
+            Err(Box::new(response))
+        }
+    }
+}
+
+/// The 429 for a request whose estimated cost exceeds what its caller has left.
+fn throttled_response(
+    response: &async_graphql::Response,
+    ticket: &CostTicket,
+    budget_state: &crate::cost::BudgetState,
+    media: MediaType,
+    max_cost: u64,
+) -> Response {
+    let retry_after = crate::cost::retry_after_secs(budget_state);
+    let message = response
+        .errors
+        .iter()
+        .map(|e| e.message.clone())
+        .find(|m| m.starts_with("query cost"))
+        .unwrap_or_else(|| "query cost budget exhausted".to_owned());
+    let report = ticket
+        .settle(None, max_cost)
+        .map_or(Value::Null, |(report, _)| report);
+    let body = json!({
+        "errors": [{
+            "message": message,
+            "extensions": { "code": Code::RateLimited.as_str(), "retryAfter": retry_after },
+        }],
+        "extensions": { "cost": report },
+    });
+    let mut http_response = (StatusCode::TOO_MANY_REQUESTS, body.to_string()).into_response();
+    let headers = http_response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(media.as_str()),
+    );
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    crate::cost::budget_headers(headers, budget_state);
     http_response
 }
 

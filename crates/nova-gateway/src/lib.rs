@@ -6,10 +6,14 @@
 //! - no client mistake produces a 500: malformed requests get 4xx with a GraphQL-shaped body;
 //! - one log line per GraphQL request, without query text, variables, tokens or emails.
 
+pub mod cost;
 mod graphql;
 mod ops;
+pub mod rate_limit;
 
+pub use cost::{QueryLimits, QueryLimitsConfig};
 pub use ops::OperationTracker;
+pub use rate_limit::{RateLimitConfig, RateLimitExtension, RateLimits};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,10 +30,25 @@ use nova_graphql::{NovaSchema, Services};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
+/// Why a bearer token was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// Malformed, expired, badly signed, revoked...: all get the same 401 with the same message;
+    /// the reason is logged by the authenticator, never revealed.
+    Rejected,
+    /// The check could not be made (storage unreachable): 503 with Retry-After.
+    Unavailable,
+}
+
 /// Verifies bearer tokens. Implemented by the composition root over the accounts domain.
 pub trait Authenticator: Send + Sync {
-    /// `None` for every failure (malformed, expired, bad signature): they all get the same 401,
-    /// and the reason is not something the edge may log or reveal.
+    /// The full check of a request's token: signature and key id, claims, and revocation of its
+    /// session (which may ask storage). Logs one line with the outcome. `/graphql` calls it once
+    /// per request that carries an `Authorization` header.
+    fn verify<'a>(&'a self, bearer_token: &'a str) -> BoxFuture<'a, Result<Viewer, AuthFailure>>;
+
+    /// A cheap synchronous look at a token: signature, key id and claims only, no revocation
+    /// check and no log line. Good for keying rate limits by account, not for authorisation.
     fn authenticate(&self, bearer_token: &str) -> Option<Viewer>;
 }
 
@@ -53,6 +72,10 @@ pub struct GatewayState {
     pub readiness: Arc<dyn Readiness>,
     pub metrics: PrometheusHandle,
     pub config: GatewayConfig,
+    /// Query limits: caps, cost budgets, persisted queries (see [`cost`]).
+    pub query_limits: QueryLimits,
+    /// Rate limits: `/graphql` requests pass them first (see [`rate_limit`]).
+    pub rate_limits: Arc<RateLimits>,
 }
 
 /// The whole HTTP surface of a node.
@@ -60,7 +83,9 @@ pub fn router(state: GatewayState) -> Router {
     Router::new()
         .route(
             "/graphql",
-            get(graphql::get_graphql).post(graphql::post_graphql),
+            get(graphql::get_graphql).post(graphql::post_graphql).layer(
+                axum::middleware::from_fn_with_state(state.clone(), rate_limit::middleware),
+            ),
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -27,15 +27,25 @@ pub type NovaSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 /// Limits applied to every request before execution.
 #[derive(Debug, Clone, Copy)]
 pub struct SchemaLimits {
+    /// Deepest selection nesting. The gateway's query limits enforce it with introspection
+    /// exempt; async-graphql's own check here counts introspection fields too, so it is applied
+    /// as a backstop no lower than [`INTROSPECTION_QUERY_DEPTH`].
     pub max_depth: usize,
     pub max_complexity: usize,
+    /// Whether `__schema` and `__type` may be queried.
+    pub introspection: bool,
 }
+
+/// Depth of the standard introspection query GraphiQL sends (its `ofType` chain included),
+/// with room to spare; async-graphql's depth backstop never goes below it.
+pub const INTROSPECTION_QUERY_DEPTH: usize = 16;
 
 impl Default for SchemaLimits {
     fn default() -> Self {
         SchemaLimits {
-            max_depth: 12,
+            max_depth: 10,
             max_complexity: 5_000,
+            introspection: true,
         }
     }
 }
@@ -50,10 +60,13 @@ pub fn build_schema(
     limits: SchemaLimits,
     customize: impl FnOnce(NovaSchemaBuilder) -> NovaSchemaBuilder,
 ) -> NovaSchema {
-    let builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+    let mut builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .data(services)
-        .limit_depth(limits.max_depth)
+        .limit_depth(limits.max_depth.max(INTROSPECTION_QUERY_DEPTH))
         .limit_complexity(limits.max_complexity);
+    if !limits.introspection {
+        builder = builder.disable_introspection();
+    }
     customize(builder).finish()
 }
 

@@ -45,7 +45,9 @@ impl Coded for UserError {
             | UserError::Unauthenticated => Code::Unauthenticated,
             UserError::NotFound => Code::NotFound,
             UserError::Forbidden(_) => Code::Forbidden,
-            UserError::Internal(error) if error.downcast_ref::<Unavailable>().is_some() => Code::Unavailable,
+            UserError::Internal(error) if error.downcast_ref::<Unavailable>().is_some() => {
+                Code::Unavailable
+            }
             UserError::Internal(_) => Code::Internal,
         }
     }

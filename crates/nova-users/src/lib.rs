@@ -14,9 +14,12 @@ pub mod model;
 pub mod service;
 pub mod store;
 
-pub use auth::{Argon2Params, AuthConfig, Claims, TokenService, Tokens};
+pub use auth::{
+    Argon2Params, AuthConfig, Claims, JwtKey, Rejected, TokenRejection, TokenService, Tokens,
+    VerifiedToken, DEFAULT_KID,
+};
 pub use error::UserError;
 pub use graph::GraphService;
 pub use model::*;
-pub use service::UsersService;
+pub use service::{AuthFailure, UsersService};
 pub use store::{GraphStore, NewSession, SessionRecord, SessionStore, UserStore};

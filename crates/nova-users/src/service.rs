@@ -1,11 +1,21 @@
-//! The accounts service: registration, sign-in, token refresh and sign-out, profiles.
+//! The accounts service: registration, sign-in, token refresh and sign-out, authentication of
+//! access tokens (signature, claims and revocation), profiles.
+//!
+//! Revocation: an access token names its session family (`sid`); once the family is revoked
+//! (sign-out, refresh-token reuse) the token is refused. The check reads the sessions table
+//! behind a small in-process cache whose entries live `revocation_check_ttl` (a few seconds):
+//! a revocation made on this node is seen at once, one made on another node sharing the
+//! database within that TTL.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use nova_core::{now_millis, Id, IdGenerator, Viewer};
 
-use crate::auth::{hash_refresh_token, new_refresh_token, TokenService};
+use crate::auth::{
+    hash_refresh_token, new_refresh_token, Rejected, TokenRejection, TokenService, VerifiedToken,
+};
 use crate::model::{Email, Password, ProfilePatch, UserView, Username};
 use crate::store::{InsertUserOutcome, NewSession, NewUser, SessionStore, UserStore};
 use crate::{Tokens, UserError};
@@ -17,11 +27,38 @@ pub struct SignedIn {
     pub tokens: Tokens,
 }
 
+/// Why [`UsersService::authenticate`] did not accept a token.
+#[derive(Debug, Clone)]
+pub enum AuthFailure {
+    /// The token is invalid, expired or revoked.
+    Rejected(Rejected),
+    /// The revocation check could not reach storage.
+    Unavailable(Arc<anyhow::Error>),
+}
+
+/// How long a revocation check result is reused when nothing else is configured.
+pub const DEFAULT_REVOCATION_CHECK_TTL: Duration = Duration::from_secs(2);
+
+/// Most session families whose revocation state is cached at once.
+const REVOCATION_CACHE_CAPACITY: u64 = 100_000;
+
 pub struct UsersService {
     users: Arc<dyn UserStore>,
     sessions: Arc<dyn SessionStore>,
     tokens: Arc<TokenService>,
     ids: Arc<IdGenerator>,
+    /// Session family → revoked, for `revocation_check_ttl`; `None` when the TTL is zero (every
+    /// request asks storage).
+    revoked: Option<moka::future::Cache<Id, bool>>,
+}
+
+fn revocation_cache(ttl: Duration) -> Option<moka::future::Cache<Id, bool>> {
+    (!ttl.is_zero()).then(|| {
+        moka::future::Cache::builder()
+            .max_capacity(REVOCATION_CACHE_CAPACITY)
+            .time_to_live(ttl)
+            .build()
+    })
 }
 
 impl UsersService {
@@ -36,7 +73,59 @@ impl UsersService {
             sessions,
             tokens,
             ids,
+            revoked: revocation_cache(DEFAULT_REVOCATION_CHECK_TTL),
         }
+    }
+
+    /// Sets how long a revocation check is reused (zero: never). A revocation made on another
+    /// node is seen here within this time.
+    pub fn with_revocation_check_ttl(mut self, ttl: Duration) -> Self {
+        self.revoked = revocation_cache(ttl);
+        self
+    }
+
+    /// Verifies an access token: signature and key, claims, and that its session family was
+    /// not revoked.
+    pub async fn authenticate(&self, access_token: &str) -> Result<VerifiedToken, AuthFailure> {
+        let verified = self
+            .tokens
+            .verify(access_token, now_millis())
+            .map_err(AuthFailure::Rejected)?;
+        let family_id = verified.family_id;
+        let revoked = match &self.revoked {
+            // Concurrent checks of one family share a single query.
+            Some(cache) => {
+                let sessions = Arc::clone(&self.sessions);
+                cache
+                    .try_get_with(family_id, async move {
+                        sessions.is_family_revoked(family_id).await
+                    })
+                    .await
+                    .map_err(AuthFailure::Unavailable)?
+            }
+            None => self
+                .sessions
+                .is_family_revoked(family_id)
+                .await
+                .map_err(|e| AuthFailure::Unavailable(Arc::new(e)))?,
+        };
+        if revoked {
+            return Err(AuthFailure::Rejected(Rejected {
+                reason: TokenRejection::Revoked,
+                user_id: Some(verified.user_id),
+            }));
+        }
+        Ok(verified)
+    }
+
+    /// Revokes a session family and remembers it locally, so this node refuses its access
+    /// tokens at once (other nodes within the revocation check TTL).
+    async fn revoke_family(&self, family_id: Id, now: i64) -> Result<(), UserError> {
+        self.sessions.revoke_family(family_id, now).await?;
+        if let Some(cache) = &self.revoked {
+            cache.insert(family_id, true).await;
+        }
+        Ok(())
     }
 
     pub fn tokens(&self) -> &TokenService {
@@ -127,14 +216,14 @@ impl UsersService {
             return Err(UserError::InvalidRefreshToken);
         }
         if record.rotated_at.is_some() {
-            self.sessions.revoke_family(record.family_id, now).await?;
+            self.revoke_family(record.family_id, now).await?;
             return Err(UserError::InvalidRefreshToken);
         }
         let (token, token_hash) = new_refresh_token();
         let next = self.new_session(record.user_id, record.family_id, token_hash, now);
         if !self.sessions.rotate_session(record.id, &next, now).await? {
             // Someone rotated it between our read and our write: same as reuse.
-            self.sessions.revoke_family(record.family_id, now).await?;
+            self.revoke_family(record.family_id, now).await?;
             return Err(UserError::InvalidRefreshToken);
         }
         let tokens = self.tokens_for(record.user_id, record.family_id, token, &next, now)?;
@@ -154,9 +243,7 @@ impl UsersService {
             .get_session_by_hash(&hash_refresh_token(refresh_token))
             .await?
         {
-            self.sessions
-                .revoke_family(record.family_id, now_millis())
-                .await?;
+            self.revoke_family(record.family_id, now_millis()).await?;
         }
         Ok(())
     }

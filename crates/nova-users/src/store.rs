@@ -76,6 +76,9 @@ pub trait SessionStore: Send + Sync {
         now: UnixMillis,
     ) -> anyhow::Result<bool>;
     async fn revoke_family(&self, family_id: Id, now: UnixMillis) -> anyhow::Result<()>;
+    /// Whether any session of the family was revoked (a revocation marks every row of the
+    /// family, and a revoked family never comes back). A family with no rows is not revoked.
+    async fn is_family_revoked(&self, family_id: Id) -> anyhow::Result<bool>;
 }
 
 #[async_trait]

@@ -179,4 +179,15 @@ impl SessionStore for PgStore {
         .context("revoke session family")?;
         Ok(())
     }
+
+    async fn is_family_revoked(&self, family_id: Id) -> anyhow::Result<bool> {
+        let revoked: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sessions WHERE family_id = $1 AND revoked_at IS NOT NULL)",
+        )
+        .bind(family_id.0)
+        .fetch_one(&mut *self.gate.acquire().await?)
+        .await
+        .context("check session family revoked")?;
+        Ok(revoked)
+    }
 }

@@ -187,4 +187,17 @@ impl SessionStore for SqliteStore {
         .context("revoke session family")?;
         Ok(())
     }
+
+    async fn is_family_revoked(&self, family_id: Id) -> anyhow::Result<bool> {
+        // The read pool: WAL readers see every committed revocation, and this runs on every
+        // authenticated request (behind a short cache), so it must not queue on the writer.
+        let revoked: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sessions WHERE family_id = ?1 AND revoked_at IS NOT NULL)",
+        )
+        .bind(family_id.0)
+        .fetch_one(&mut *self.reader.acquire().await?)
+        .await
+        .context("check session family revoked")?;
+        Ok(revoked)
+    }
 }

@@ -2,6 +2,7 @@
 
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject, ID};
 use nova_posts::CreatePostInput as DomainCreatePost;
+use nova_users::GraphAction;
 
 use crate::context::{services, viewer};
 use crate::error::{api_error, parse_id};
@@ -65,6 +66,22 @@ async fn user_after_change(
     let user = services(ctx).users.get_user(id).await.map_err(api_error)?;
     user.map(UserObject::new)
         .ok_or_else(|| crate::error::coded(nova_core::Code::NotFound, "user not found"))
+}
+
+/// Parses the target id and applies a graph change for the viewer.
+async fn apply_graph_action(
+    ctx: &Context<'_>,
+    user_id: &ID,
+    action: GraphAction,
+) -> async_graphql::Result<(nova_core::Viewer, nova_core::Id)> {
+    let target = parse_id(user_id, "userId")?;
+    let viewer = viewer(ctx)?;
+    services(ctx)
+        .graph
+        .apply(viewer, target, action)
+        .await
+        .map_err(api_error)?;
+    Ok((viewer, target))
 }
 
 /// The account after a block change, unless it blocks the viewer: then null, since a block hides
@@ -168,22 +185,12 @@ impl MutationRoot {
 
     /// Follows an account; returns it with updated counts. Idempotent.
     async fn follow(&self, ctx: &Context<'_>, user_id: ID) -> async_graphql::Result<UserObject> {
-        let target = parse_id(&user_id, "userId")?;
-        services(ctx)
-            .graph
-            .follow(viewer(ctx)?, target)
-            .await
-            .map_err(api_error)?;
+        let (_, target) = apply_graph_action(ctx, &user_id, GraphAction::Follow).await?;
         user_after_change(ctx, target).await
     }
 
     async fn unfollow(&self, ctx: &Context<'_>, user_id: ID) -> async_graphql::Result<UserObject> {
-        let target = parse_id(&user_id, "userId")?;
-        services(ctx)
-            .graph
-            .unfollow(viewer(ctx)?, target)
-            .await
-            .map_err(api_error)?;
+        let (_, target) = apply_graph_action(ctx, &user_id, GraphAction::Unfollow).await?;
         user_after_change(ctx, target).await
     }
 
@@ -194,13 +201,7 @@ impl MutationRoot {
         ctx: &Context<'_>,
         user_id: ID,
     ) -> async_graphql::Result<Option<UserObject>> {
-        let target = parse_id(&user_id, "userId")?;
-        let viewer = viewer(ctx)?;
-        services(ctx)
-            .graph
-            .block(viewer, target)
-            .await
-            .map_err(api_error)?;
+        let (viewer, target) = apply_graph_action(ctx, &user_id, GraphAction::Block).await?;
         user_unless_blocked_by(ctx, viewer, target).await
     }
 
@@ -210,34 +211,18 @@ impl MutationRoot {
         ctx: &Context<'_>,
         user_id: ID,
     ) -> async_graphql::Result<Option<UserObject>> {
-        let target = parse_id(&user_id, "userId")?;
-        let viewer = viewer(ctx)?;
-        services(ctx)
-            .graph
-            .unblock(viewer, target)
-            .await
-            .map_err(api_error)?;
+        let (viewer, target) = apply_graph_action(ctx, &user_id, GraphAction::Unblock).await?;
         user_unless_blocked_by(ctx, viewer, target).await
     }
 
     /// Mutes an account: its posts leave the viewer's home feed.
     async fn mute(&self, ctx: &Context<'_>, user_id: ID) -> async_graphql::Result<UserObject> {
-        let target = parse_id(&user_id, "userId")?;
-        services(ctx)
-            .graph
-            .mute(viewer(ctx)?, target)
-            .await
-            .map_err(api_error)?;
+        let (_, target) = apply_graph_action(ctx, &user_id, GraphAction::Mute).await?;
         user_after_change(ctx, target).await
     }
 
     async fn unmute(&self, ctx: &Context<'_>, user_id: ID) -> async_graphql::Result<UserObject> {
-        let target = parse_id(&user_id, "userId")?;
-        services(ctx)
-            .graph
-            .unmute(viewer(ctx)?, target)
-            .await
-            .map_err(api_error)?;
+        let (_, target) = apply_graph_action(ctx, &user_id, GraphAction::Unmute).await?;
         user_after_change(ctx, target).await
     }
 

@@ -8,6 +8,17 @@ use crate::model::{FollowEdge, Relationship};
 use crate::store::{GraphStore, UserStore};
 use crate::UserError;
 
+/// A change to how the viewer relates to another account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphAction {
+    Follow,
+    Unfollow,
+    Block,
+    Unblock,
+    Mute,
+    Unmute,
+}
+
 pub struct GraphService {
     graph: Arc<dyn GraphStore>,
     users: Arc<dyn UserStore>,
@@ -69,6 +80,23 @@ impl GraphService {
             return Err(UserError::NotFound);
         }
         self.relationship(viewer.user_id, target).await
+    }
+
+    /// Applies one graph change for the viewer.
+    pub async fn apply(
+        &self,
+        viewer: Viewer,
+        target: Id,
+        action: GraphAction,
+    ) -> Result<(), UserError> {
+        match action {
+            GraphAction::Follow => self.follow(viewer, target).await,
+            GraphAction::Unfollow => self.unfollow(viewer, target).await,
+            GraphAction::Block => self.block(viewer, target).await,
+            GraphAction::Unblock => self.unblock(viewer, target).await,
+            GraphAction::Mute => self.mute(viewer, target).await,
+            GraphAction::Unmute => self.unmute(viewer, target).await,
+        }
     }
 
     pub async fn follow(&self, viewer: Viewer, target: Id) -> Result<(), UserError> {

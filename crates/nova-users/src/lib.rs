@@ -19,7 +19,7 @@ pub use auth::{
     VerifiedToken, DEFAULT_KID,
 };
 pub use error::UserError;
-pub use graph::GraphService;
+pub use graph::{GraphAction, GraphService};
 pub use model::*;
 pub use service::{AuthFailure, UsersService};
 pub use store::{GraphStore, NewSession, SessionRecord, SessionStore, UserStore};

@@ -6,45 +6,8 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
+use common::logs::Captured;
 use serde_json::{json, Value};
-use tracing_subscriber::fmt::MakeWriter;
-
-/// A `MakeWriter` that appends every log line to a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-}
-
-struct CapturedWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for CapturedWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut bytes) = self.0.lock() {
-            bytes.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = CapturedWriter;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        CapturedWriter(Arc::clone(&self.0))
-    }
-}
 
 const USERNAME: &str = "loggy";
 const EMAIL: &str = "Hygiene.Check+Nova@Example.test";

@@ -1,6 +1,8 @@
 //! Shared helpers for tests that talk to a real Nova server over HTTP.
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
 
+pub mod logs;
+
 use nova_app::testing::TestApp;
 use serde_json::{json, Value};
 

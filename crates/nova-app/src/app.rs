@@ -126,6 +126,7 @@ pub struct App {
     router: axum::Router,
     store: Storage,
     services: Services,
+    events: crate::events::EventRuntime,
 }
 
 /// Bearer authentication over the accounts service: signature, key id, claims and session
@@ -423,10 +424,14 @@ impl App {
             rate_limits,
             query_limits,
         };
+        // Consumers of domain events (notifications, live subscriptions) register here.
+        let handlers: Vec<Arc<dyn nova_events::EventHandler>> = Vec::new();
+        let events = crate::events::build(&settings.events, &store, handlers)?;
         Ok(App {
             router: nova_gateway::router(state),
             store,
             services,
+            events,
         })
     }
 
@@ -445,10 +450,21 @@ impl App {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, service)
+        let (stop_events, events_stopped) = tokio::sync::watch::channel(false);
+        let relay = tokio::spawn(self.events.relay.run(events_stopped));
+        let served = axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await
-            .context("http server")?;
+            .context("http server");
+        let _ = stop_events.send(true);
+        // A batch in flight finishes (or is published again after restart: consumers dedup).
+        if tokio::time::timeout(Duration::from_secs(5), relay)
+            .await
+            .is_err()
+        {
+            tracing::warn!("outbox relay did not stop within 5 s");
+        }
+        served?;
         self.store.close().await;
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! Invariant: this is the only crate that names concrete adapters.
 
 pub mod app;
+pub mod events;
 pub mod settings;
 pub mod testing;
 

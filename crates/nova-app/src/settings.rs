@@ -54,6 +54,7 @@ pub struct Settings {
     pub graphql: GraphqlSettings,
     pub log: LogSettings,
     pub rate_limit: RateLimitSettings,
+    pub events: EventsSettings,
 }
 
 impl Default for Settings {
@@ -68,7 +69,80 @@ impl Default for Settings {
             graphql: GraphqlSettings::default(),
             log: LogSettings::default(),
             rate_limit: RateLimitSettings::default(),
+            events: EventsSettings::default(),
         }
+    }
+}
+
+/// Which bus carries events between the outbox relay and the consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BusKind {
+    /// In this process only: the embedded default, for one node.
+    InProcess,
+    /// Kafka (or a Kafka-compatible broker): required when several nodes run.
+    Kafka,
+}
+
+/// The event path: outbox relay, bus, consumers and live subscriptions. See docs/events.md.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsSettings {
+    pub bus: BusKind,
+    /// Kafka bootstrap servers (`host:port,...`), when `bus = "kafka"`.
+    pub kafka_brokers: String,
+    /// Prefix of every topic and consumer group name (several deployments on one broker).
+    pub kafka_prefix: String,
+    /// Outbox rows the relay publishes per batch.
+    pub relay_batch_size: usize,
+    /// How often the relay looks for rows it was not woken for (other nodes, crash leftovers).
+    pub relay_poll_ms: u64,
+    /// Entries of each consumer's in-memory deduplication window.
+    pub dedup_max_entries: u64,
+    /// How long an event id stays in that window.
+    pub dedup_ttl_secs: u64,
+    /// How long sent outbox rows and processed-event records are kept.
+    pub retention_secs: u64,
+    /// Events one live subscriber may have queued before further events are dropped (and counted).
+    pub subscriber_queue_capacity: usize,
+    /// Concurrent subscriptions per account, across its sockets on this node.
+    pub max_subscriptions_per_account: usize,
+    /// Test failpoint (fault F1): abort after publishing a batch, before marking it sent.
+    pub crash_after_publish: bool,
+}
+
+impl Default for EventsSettings {
+    fn default() -> Self {
+        EventsSettings {
+            bus: BusKind::InProcess,
+            kafka_brokers: "127.0.0.1:9092".into(),
+            kafka_prefix: String::new(),
+            relay_batch_size: 256,
+            relay_poll_ms: 250,
+            dedup_max_entries: 100_000,
+            dedup_ttl_secs: 3600,
+            retention_secs: 24 * 3600,
+            subscriber_queue_capacity: 10_000,
+            max_subscriptions_per_account: 20,
+            crash_after_publish: false,
+        }
+    }
+}
+
+impl EventsSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.relay_batch_size == 0 || self.relay_batch_size > 10_000 {
+            return Err("events.relay_batch_size must be between 1 and 10000".into());
+        }
+        if self.dedup_max_entries == 0 || self.dedup_ttl_secs == 0 {
+            return Err(
+                "events.dedup_max_entries and events.dedup_ttl_secs must be positive".into(),
+            );
+        }
+        if self.subscriber_queue_capacity < 4 || self.max_subscriptions_per_account == 0 {
+            return Err("events.subscriber_queue_capacity must be at least 4 and events.max_subscriptions_per_account positive".into());
+        }
+        Ok(())
     }
 }
 
@@ -527,6 +601,7 @@ impl Settings {
     pub fn validate(&self) -> Result<(), String> {
         self.auth.validate(self.profile)?;
         self.rate_limit.validate()?;
+        self.events.validate()?;
         if let Some(node_id) = self.node_id {
             if node_id > nova_core::id::MAX_NODE_ID {
                 return Err(format!(

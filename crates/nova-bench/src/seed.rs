@@ -23,6 +23,7 @@ use anyhow::Context as _;
 use futures::{StreamExt as _, TryStreamExt as _};
 use nova_core::{Id, IdGenerator, UnixMillis};
 use nova_db::{SqliteSettings, SqliteStore, Synchronous};
+use nova_events::{DomainEvent, Envelope};
 use nova_posts::{NewPost, PostBody, PostStore as _, Visibility};
 use nova_users::store::{InsertUserOutcome, NewUser, UserStore as _};
 use nova_users::{Argon2Params, AuthConfig, Email, GraphStore as _, TokenService, Username};
@@ -454,14 +455,27 @@ async fn write(store: &SqliteStore, plan: &Plan, password_hash: &str) -> anyhow:
             user.username
         );
     }
+    // The stores write each change's event to the outbox, as the application does; the
+    // events get ids of their own from a generator no application node uses (node 1023).
+    let event_ids = IdGenerator::new(1023);
+    let event = |at: UnixMillis, event: DomainEvent| {
+        Envelope::new(event_ids.next_at(at), at, event).record()
+    };
     let inserted: Vec<bool> = futures::stream::iter(&plan.follows)
         .map(|f| {
-            store.put_follow(
-                f.id,
-                plan.users[f.follower].id,
-                plan.users[f.followee].id,
+            let (follower_id, followee_id) = (plan.users[f.follower].id, plan.users[f.followee].id);
+            let record = event(
                 f.at,
-            )
+                DomainEvent::UserFollowed {
+                    follower_id,
+                    followee_id,
+                },
+            );
+            async move {
+                store
+                    .put_follow(f.id, follower_id, followee_id, f.at, &record)
+                    .await
+            }
         })
         .buffer_unordered(WRITE_CONCURRENCY)
         .try_collect()
@@ -482,10 +496,33 @@ async fn write(store: &SqliteStore, plan: &Plan, password_hash: &str) -> anyhow:
             idempotency_key: None,
             created_at: post.at,
         };
-        store.insert_post(&new).await?;
+        let record = event(
+            post.at,
+            DomainEvent::PostCreated {
+                post_id: new.id,
+                author_id: new.author_id,
+                reply_to_id: new.reply_to_id,
+                reply_to_author_id: post.reply_to.map(|i| plan.users[plan.posts[i].author].id),
+                visibility: new.visibility.as_str().to_owned(),
+                mentions: Vec::new(),
+            },
+        );
+        store.insert_post(&new, &record).await?;
     }
     let inserted: Vec<bool> = futures::stream::iter(&plan.likes)
-        .map(|l| store.put_like(plan.posts[l.post].id, plan.users[l.user].id, l.at))
+        .map(|l| {
+            let (post_id, liker_id) = (plan.posts[l.post].id, plan.users[l.user].id);
+            let post_author_id = plan.users[plan.posts[l.post].author].id;
+            let record = event(
+                l.at,
+                DomainEvent::PostLiked {
+                    post_id,
+                    post_author_id,
+                    liker_id,
+                },
+            );
+            async move { store.put_like(post_id, liker_id, l.at, &record).await }
+        })
         .buffer_unordered(WRITE_CONCURRENCY)
         .try_collect()
         .await?;

@@ -8,14 +8,16 @@ use nova_db::{SqliteSettings, SqliteStore, Synchronous};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::Connection as _;
 
-const TABLES: [&str; 10] = [
+const TABLES: &[&str] = &[
     "blocks",
     "follows",
     "likes",
     "mutes",
+    "outbox",
     "post_stats",
     "post_versions",
     "posts",
+    "processed_events",
     "sessions",
     "user_stats",
     "users",

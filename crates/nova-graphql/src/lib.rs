@@ -19,8 +19,16 @@ use async_graphql::{EmptySubscription, Schema};
 
 pub use context::{RequestViewer, Services};
 pub use error::api_error;
-pub use mutation::MutationRoot;
-pub use query::QueryRoot;
+
+/// Every read operation.
+// One object per area, merged: each area (messaging, notifications, ...) adds its own here.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct QueryRoot(query::CoreQuery);
+
+/// Every write operation.
+// Merged like `QueryRoot`.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct MutationRoot(mutation::CoreMutation);
 
 pub type NovaSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
@@ -60,10 +68,14 @@ pub fn build_schema(
     limits: SchemaLimits,
     customize: impl FnOnce(NovaSchemaBuilder) -> NovaSchemaBuilder,
 ) -> NovaSchema {
-    let mut builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
-        .data(services)
-        .limit_depth(limits.max_depth.max(INTROSPECTION_QUERY_DEPTH))
-        .limit_complexity(limits.max_complexity);
+    let mut builder = Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .data(services)
+    .limit_depth(limits.max_depth.max(INTROSPECTION_QUERY_DEPTH))
+    .limit_complexity(limits.max_complexity);
     if !limits.introspection {
         builder = builder.disable_introspection();
     }
@@ -72,9 +84,13 @@ pub fn build_schema(
 
 /// The schema's SDL without services (for the checked-in `schema.graphql`).
 pub fn sdl() -> String {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
-        .finish()
-        .sdl()
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .finish()
+    .sdl()
 }
 
 /// Attaches the per-request state (viewer and DataLoaders) to a request.

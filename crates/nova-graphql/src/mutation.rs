@@ -8,7 +8,8 @@ use crate::context::{services, viewer};
 use crate::error::{api_error, parse_id};
 use crate::types::{AuthPayload, PostObject, UserObject, VisibilityEnum};
 
-pub struct MutationRoot;
+#[derive(Default)]
+pub struct CoreMutation;
 
 #[derive(InputObject)]
 pub struct RegisterInput {
@@ -103,7 +104,7 @@ async fn user_unless_blocked_by(
 }
 
 #[Object]
-impl MutationRoot {
+impl CoreMutation {
     /// Creates an account and signs it in.
     async fn register(
         &self,

@@ -6,10 +6,11 @@ use crate::context::{maybe_viewer, services, viewer};
 use crate::error::{api_error, invalid, parse_id};
 use crate::types::{page_request, post_connection, PostConnection, PostObject, UserObject};
 
-pub struct QueryRoot;
+#[derive(Default)]
+pub struct CoreQuery;
 
 #[Object]
-impl QueryRoot {
+impl CoreQuery {
     /// The signed-in account.
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<UserObject> {
         let viewer = viewer(ctx)?;

@@ -49,6 +49,40 @@ impl PostBody {
     }
 }
 
+/// Most mentions one post notifies, so a body full of `@names` cannot fan out without bound.
+pub const MAX_MENTIONS: usize = 10;
+
+/// The usernames written as `@name` in a body (lower-cased, each once, in order of first
+/// appearance, at most [`MAX_MENTIONS`]). A mention starts at the beginning of the body or after
+/// a character that cannot be part of a username (so `me@example.com` mentions no one), and is
+/// 3 to 30 of `[a-z0-9_]`. Unresolved: whether the account exists is the consumer's question.
+pub fn mentions(body: &str) -> Vec<String> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut found: Vec<String> = Vec::new();
+    let mut prev: Option<char> = None;
+    let mut chars = body.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let starts = c == '@' && !prev.is_some_and(|p| is_name(p) || p == '@');
+        prev = Some(c);
+        if !starts {
+            continue;
+        }
+        let rest = &body[i + 1..];
+        let len = rest.find(|c: char| !is_name(c)).unwrap_or(rest.len());
+        let name = rest[..len].to_ascii_lowercase();
+        if (3..=30).contains(&len) && !found.contains(&name) {
+            found.push(name);
+            if found.len() == MAX_MENTIONS {
+                break;
+            }
+        }
+        while chars.peek().is_some_and(|&(_, c)| is_name(c)) {
+            prev = chars.next().map(|(_, c)| c);
+        }
+    }
+    found
+}
+
 /// Who may see a post.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Visibility {
@@ -127,6 +161,20 @@ pub struct PostVersion {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn finds_mentions_once_lowercased_and_bounded() {
+        use super::mentions;
+        assert_eq!(
+            mentions("@Alice and @bob_1, hi @alice! mail me@example.com @no @x.y"),
+            vec!["alice", "bob_1"]
+        );
+        assert_eq!(mentions("@@carol (@dave)"), vec!["dave"]);
+        assert_eq!(mentions(&"@a".repeat(40)), Vec::<String>::new());
+        let many: String = (0..30).map(|i| format!("@user{i} ")).collect();
+        assert_eq!(mentions(&many).len(), super::MAX_MENTIONS);
+        assert!(mentions(&format!("@{}", "z".repeat(31))).is_empty());
+    }
+
     use super::*;
 
     #[test]

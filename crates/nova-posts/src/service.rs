@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use nova_core::{now_millis, Id, IdGenerator, Page, PageRequest, Viewer};
+use nova_events::{DomainEvent, Envelope};
 use nova_users::{GraphService, Relationship};
 
-use crate::model::{IdempotencyKey, Post, PostBody, PostStats, PostVersion, Visibility};
+use crate::model::{mentions, IdempotencyKey, Post, PostBody, PostStats, PostVersion, Visibility};
 use crate::store::{InsertPostOutcome, NewPost, PostStore};
 use crate::PostError;
 
@@ -76,8 +77,10 @@ impl PostsService {
             .idempotency_key
             .map(IdempotencyKey::parse)
             .transpose()?;
+        let mut reply_to_author_id = None;
         if let Some(parent_id) = input.reply_to {
             let parent = self.get_post(Some(viewer), parent_id).await?;
+            reply_to_author_id = Some(parent.author_id);
             let relationship = self
                 .relationship(Some(viewer.user_id), parent.author_id)
                 .await?;
@@ -94,7 +97,19 @@ impl PostsService {
             idempotency_key,
             created_at: now_millis(),
         };
-        match self.posts.insert_post(&new_post).await? {
+        let event = Envelope::new(
+            self.ids.next_id(),
+            new_post.created_at,
+            DomainEvent::PostCreated {
+                post_id: new_post.id,
+                author_id: new_post.author_id,
+                reply_to_id: new_post.reply_to_id,
+                reply_to_author_id,
+                visibility: new_post.visibility.as_str().to_owned(),
+                mentions: mentions(new_post.body.as_str()),
+            },
+        );
+        match self.posts.insert_post(&new_post, &event.record()).await? {
             InsertPostOutcome::Created(post) => Ok(post),
             InsertPostOutcome::Existing(post) => {
                 // A retry carries the body the post was created with, which an edit since then
@@ -158,8 +173,18 @@ impl PostsService {
     /// Likes a visible post. Idempotent: liking twice counts once.
     pub async fn like(&self, viewer: Viewer, id: Id) -> Result<Post, PostError> {
         let post = self.get_post(Some(viewer), id).await?;
+        let now = now_millis();
+        let event = Envelope::new(
+            self.ids.next_id(),
+            now,
+            DomainEvent::PostLiked {
+                post_id: id,
+                post_author_id: post.author_id,
+                liker_id: viewer.user_id,
+            },
+        );
         self.posts
-            .put_like(id, viewer.user_id, now_millis())
+            .put_like(id, viewer.user_id, now, &event.record())
             .await?;
         Ok(post)
     }

@@ -6,6 +6,7 @@
 
 use async_trait::async_trait;
 use nova_core::{Id, Page, PageRequest, UnixMillis};
+use nova_events::EventRecord;
 
 use crate::model::{IdempotencyKey, Post, PostBody, PostStats, PostVersion, Visibility};
 
@@ -29,9 +30,13 @@ pub enum InsertPostOutcome {
 
 #[async_trait]
 pub trait PostStore: Send + Sync {
-    /// Inserts the post, its counters row and the parent's reply counter in one transaction,
-    /// unless the author already used the idempotency key.
-    async fn insert_post(&self, post: &NewPost) -> anyhow::Result<InsertPostOutcome>;
+    /// Inserts the post, its counters row, the parent's reply counter and `event` (in the outbox)
+    /// in one transaction, unless the author already used the idempotency key.
+    async fn insert_post(
+        &self,
+        post: &NewPost,
+        event: &EventRecord,
+    ) -> anyhow::Result<InsertPostOutcome>;
     /// A live (not deleted) post.
     async fn get_post(&self, id: Id) -> anyhow::Result<Option<Post>>;
     /// Records the current body as a version and replaces it, in one transaction.
@@ -43,7 +48,15 @@ pub trait PostStore: Send + Sync {
     ) -> anyhow::Result<Option<Post>>;
     /// Soft-deletes; returns whether a live post was deleted.
     async fn delete_post(&self, id: Id, now: UnixMillis) -> anyhow::Result<bool>;
-    async fn put_like(&self, post_id: Id, user_id: Id, now: UnixMillis) -> anyhow::Result<bool>;
+    /// Adds the like with its counter and `event`, in one transaction; false (and no event)
+    /// if the like existed.
+    async fn put_like(
+        &self,
+        post_id: Id,
+        user_id: Id,
+        now: UnixMillis,
+        event: &EventRecord,
+    ) -> anyhow::Result<bool>;
     async fn delete_like(&self, post_id: Id, user_id: Id) -> anyhow::Result<bool>;
     async fn get_stats(
         &self,

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use nova_core::{now_millis, Id, IdGenerator, Page, PageRequest, Viewer};
+use nova_events::{DomainEvent, Envelope};
 
 use crate::model::{FollowEdge, Relationship};
 use crate::store::{GraphStore, UserStore};
@@ -109,8 +110,23 @@ impl GraphService {
                 "unblock this account before following it",
             ));
         }
+        let now = now_millis();
+        let event = Envelope::new(
+            self.ids.next_id(),
+            now,
+            DomainEvent::UserFollowed {
+                follower_id: viewer.user_id,
+                followee_id: target,
+            },
+        );
         self.graph
-            .put_follow(self.ids.next_id(), viewer.user_id, target, now_millis())
+            .put_follow(
+                self.ids.next_id(),
+                viewer.user_id,
+                target,
+                now,
+                &event.record(),
+            )
             .await?;
         Ok(())
     }

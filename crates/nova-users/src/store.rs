@@ -6,6 +6,7 @@
 
 use async_trait::async_trait;
 use nova_core::{Id, Page, PageRequest, UnixMillis};
+use nova_events::EventRecord;
 
 use crate::model::{Email, FollowEdge, ProfilePatch, Relationship, User, UserView, Username};
 
@@ -83,14 +84,15 @@ pub trait SessionStore: Send + Sync {
 
 #[async_trait]
 pub trait GraphStore: Send + Sync {
-    /// Inserts the follow unless it exists; returns whether it was inserted. Counters move only
-    /// when a row was inserted, so retries are harmless.
+    /// Inserts the follow unless it exists; returns whether it was inserted. Counters and
+    /// `event` (in the outbox) are written only when a row was inserted, so retries are harmless.
     async fn put_follow(
         &self,
         edge_id: Id,
         follower: Id,
         followee: Id,
         now: UnixMillis,
+        event: &EventRecord,
     ) -> anyhow::Result<bool>;
     async fn delete_follow(&self, follower: Id, followee: Id) -> anyhow::Result<bool>;
     /// Inserts the block and removes follows in both directions, in one transaction.

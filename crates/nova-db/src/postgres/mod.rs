@@ -4,13 +4,17 @@
 //! (`= ANY($1)` instead of `json_each`, real booleans, `FOR UPDATE` and advisory locks where
 //! concurrent writers from several nodes could otherwise interleave).
 
+mod events;
 mod graph;
 #[cfg(test)]
 mod plans;
 mod posts;
 mod users;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use anyhow::Context as _;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -37,6 +41,8 @@ pub struct PostgresSettings {
 pub struct PgStore {
     pub(crate) pool: PgPool,
     pub(crate) gate: PoolGate<sqlx::Postgres>,
+    /// Woken after every commit that wrote to the outbox, so this node's relay publishes at once.
+    pub(crate) outbox_signal: Arc<Notify>,
 }
 
 impl PgStore {
@@ -59,7 +65,16 @@ impl PgStore {
             Some(settings.reject_above_ratio),
             Duration::from_millis(settings.saturation_grace_ms),
         );
-        Ok(PgStore { pool, gate })
+        Ok(PgStore {
+            pool,
+            gate,
+            outbox_signal: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Notified after every commit that wrote an event to the outbox.
+    pub fn outbox_signal(&self) -> Arc<Notify> {
+        self.outbox_signal.clone()
     }
 
     /// Creates the database named in `url` unless it exists.

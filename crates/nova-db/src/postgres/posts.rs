@@ -3,6 +3,7 @@
 use crate::error::DbContext as _;
 use async_trait::async_trait;
 use nova_core::{Id, Page, PageRequest, UnixMillis};
+use nova_events::EventRecord;
 use nova_posts::model::{Post, PostBody, PostStats, PostVersion};
 use nova_posts::store::{InsertPostOutcome, NewPost, PostStore};
 
@@ -104,7 +105,11 @@ impl PgStore {
 
 #[async_trait]
 impl PostStore for PgStore {
-    async fn insert_post(&self, post: &NewPost) -> anyhow::Result<InsertPostOutcome> {
+    async fn insert_post(
+        &self,
+        post: &NewPost,
+        event: &EventRecord,
+    ) -> anyhow::Result<InsertPostOutcome> {
         let mut tx = self.gate.begin().await.context("begin insert post")?;
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO posts (id, author_id, body, visibility, reply_to_id, idempotency_key, created_at) \
@@ -161,7 +166,9 @@ impl PostStore for PgStore {
         let created = fetch_post(&mut tx, post.id)
             .await?
             .context("inserted post vanished")?;
+        super::events::write_event(&mut tx, event).await?;
         tx.commit().await.context("commit insert post")?;
+        self.outbox_signal.notify_one();
         Ok(InsertPostOutcome::Created(created))
     }
 
@@ -247,7 +254,13 @@ impl PostStore for PgStore {
         Ok(true)
     }
 
-    async fn put_like(&self, post_id: Id, user_id: Id, now: UnixMillis) -> anyhow::Result<bool> {
+    async fn put_like(
+        &self,
+        post_id: Id,
+        user_id: Id,
+        now: UnixMillis,
+        event: &EventRecord,
+    ) -> anyhow::Result<bool> {
         let mut tx = self.gate.begin().await.context("begin like")?;
         let inserted = sqlx::query("INSERT INTO likes (post_id, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(post_id.0)
@@ -266,7 +279,9 @@ impl PostStore for PgStore {
             "count like",
         )
         .await?;
+        super::events::write_event(&mut tx, event).await?;
         tx.commit().await.context("commit like")?;
+        self.outbox_signal.notify_one();
         Ok(true)
     }
 

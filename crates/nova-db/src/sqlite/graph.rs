@@ -3,6 +3,7 @@
 use crate::error::DbContext as _;
 use async_trait::async_trait;
 use nova_core::{Id, Page, PageRequest, UnixMillis};
+use nova_events::EventRecord;
 use nova_users::model::{FollowEdge, Relationship, UserView};
 use nova_users::store::GraphStore;
 
@@ -93,6 +94,7 @@ impl GraphStore for SqliteStore {
         follower: Id,
         followee: Id,
         now: UnixMillis,
+        event: &EventRecord,
     ) -> anyhow::Result<bool> {
         let mut tx = self.writer.begin().await.context("begin follow")?;
         let inserted = sqlx::query(
@@ -112,7 +114,9 @@ impl GraphStore for SqliteStore {
             return Ok(false);
         }
         bump_follow_counters(&mut tx, follower, followee, 1).await?;
+        super::events::write_event(&mut tx, event).await?;
         tx.commit().await.context("commit follow")?;
+        self.outbox_signal.notify_one();
         Ok(true)
     }
 

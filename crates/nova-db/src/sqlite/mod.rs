@@ -4,6 +4,7 @@
 //! time, so funnelling writes through one connection turns lock contention ("database is
 //! locked") into a short in-process queue, while WAL lets readers proceed during writes.
 
+mod events;
 mod graph;
 mod posts;
 mod users;
@@ -11,8 +12,11 @@ mod users;
 use crate::gate::PoolGate;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
 use std::str::FromStr as _;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 use anyhow::Context as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -49,9 +53,16 @@ pub struct SqliteStore {
     /// is the "wait briefly" that replaces SQLite's "database is locked".
     writer: PoolGate<Sqlite>,
     reader: PoolGate<Sqlite>,
+    /// Woken after every commit that wrote to the outbox, so the relay publishes at once.
+    outbox_signal: Arc<Notify>,
 }
 
 impl SqliteStore {
+    /// Notified after every commit that wrote an event to the outbox.
+    pub fn outbox_signal(&self) -> Arc<Notify> {
+        self.outbox_signal.clone()
+    }
+
     /// Opens (creating if missing) the database file. Does not migrate.
     pub async fn open(settings: &SqliteSettings) -> anyhow::Result<Self> {
         if let Some(parent) = settings.path.parent() {
@@ -93,6 +104,7 @@ impl SqliteStore {
             .context("open sqlite read connections")?;
         let read_connections = settings.max_read_connections.max(1);
         Ok(SqliteStore {
+            outbox_signal: Arc::new(Notify::new()),
             writer: PoolGate::new(writer, "sqlite_writer", 1, None, Duration::ZERO),
             reader: PoolGate::new(
                 reader,

@@ -3,6 +3,7 @@
 use crate::error::DbContext as _;
 use async_trait::async_trait;
 use nova_core::{Id, Page, PageRequest, UnixMillis};
+use nova_events::EventRecord;
 use nova_posts::model::{Post, PostBody, PostStats, PostVersion};
 use nova_posts::store::{InsertPostOutcome, NewPost, PostStore};
 
@@ -52,7 +53,11 @@ impl SqliteStore {
 
 #[async_trait]
 impl PostStore for SqliteStore {
-    async fn insert_post(&self, post: &NewPost) -> anyhow::Result<InsertPostOutcome> {
+    async fn insert_post(
+        &self,
+        post: &NewPost,
+        event: &EventRecord,
+    ) -> anyhow::Result<InsertPostOutcome> {
         let mut tx = self.writer.begin().await.context("begin insert post")?;
         if let Some(key) = &post.idempotency_key {
             let existing: Option<i64> = sqlx::query_scalar(
@@ -104,7 +109,9 @@ impl PostStore for SqliteStore {
         let created = fetch_post(&mut tx, post.id)
             .await?
             .context("inserted post vanished")?;
+        super::events::write_event(&mut tx, event).await?;
         tx.commit().await.context("commit insert post")?;
+        self.outbox_signal.notify_one();
         Ok(InsertPostOutcome::Created(created))
     }
 
@@ -181,7 +188,13 @@ impl PostStore for SqliteStore {
         Ok(true)
     }
 
-    async fn put_like(&self, post_id: Id, user_id: Id, now: UnixMillis) -> anyhow::Result<bool> {
+    async fn put_like(
+        &self,
+        post_id: Id,
+        user_id: Id,
+        now: UnixMillis,
+        event: &EventRecord,
+    ) -> anyhow::Result<bool> {
         let mut tx = self.writer.begin().await.context("begin like")?;
         let inserted = sqlx::query("INSERT INTO likes (post_id, user_id, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
             .bind(post_id.0)
@@ -198,7 +211,9 @@ impl PostStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .context("count like")?;
+        super::events::write_event(&mut tx, event).await?;
         tx.commit().await.context("commit like")?;
+        self.outbox_signal.notify_one();
         Ok(true)
     }
 

@@ -406,8 +406,17 @@ impl App {
         };
         let query_limits = QueryLimits::new(query_limits_config(settings));
         let rate_limits = RateLimits::new(rate_limit_config(settings)?)?;
+        let live = nova_graphql::LiveHub::new(
+            nova_graphql::LiveSettings {
+                queue_capacity: settings.events.subscriber_queue_capacity,
+                max_per_account: settings.events.max_subscriptions_per_account,
+            },
+            Arc::clone(&services.graph),
+            Arc::clone(&services.posts),
+        );
         let schema = nova_graphql::build_schema(services.clone(), limits, |b| {
-            b.extension(OperationTracker)
+            b.data(Arc::clone(&live))
+                .extension(OperationTracker)
                 .extension(RateLimitExtension)
                 .extension(query_limits.extension())
         });
@@ -425,7 +434,7 @@ impl App {
             query_limits,
         };
         // Consumers of domain events (notifications, live subscriptions) register here.
-        let handlers: Vec<Arc<dyn nova_events::EventHandler>> = Vec::new();
+        let handlers: Vec<Arc<dyn nova_events::EventHandler>> = vec![live];
         let events = crate::events::build(&settings.events, &store, handlers)?;
         Ok(App {
             router: nova_gateway::router(state),

@@ -10,6 +10,7 @@ pub mod cost;
 mod graphql;
 mod ops;
 pub mod rate_limit;
+mod ws;
 
 pub use cost::{QueryLimits, QueryLimitsConfig};
 pub use ops::OperationTracker;
@@ -83,7 +84,7 @@ pub fn router(state: GatewayState) -> Router {
     Router::new()
         .route(
             "/graphql",
-            get(graphql::get_graphql).post(graphql::post_graphql).layer(
+            get(get_graphql_or_ws).post(graphql::post_graphql).layer(
                 axum::middleware::from_fn_with_state(state.clone(), rate_limit::middleware),
             ),
         )
@@ -94,6 +95,22 @@ pub fn router(state: GatewayState) -> Router {
         .layer(CatchPanicLayer::new())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// `GET /graphql`: a WebSocket upgrade for subscriptions, otherwise a query over GET (or
+/// GraphiQL for a browser).
+async fn get_graphql_or_ws(
+    State(state): State<GatewayState>,
+    request: axum::extract::Request,
+) -> Response {
+    if !ws::is_upgrade(request.headers()) {
+        return axum::handler::Handler::call(graphql::get_graphql, request, state).await;
+    }
+    let (mut parts, _body) = request.into_parts();
+    match <axum::extract::ws::WebSocketUpgrade as axum::extract::FromRequestParts<GatewayState>>::from_request_parts(&mut parts, &state).await {
+        Ok(upgrade) => ws::upgrade(state, parts.headers, upgrade),
+        Err(rejection) => rejection.into_response(),
+    }
 }
 
 async fn healthz() -> impl IntoResponse {

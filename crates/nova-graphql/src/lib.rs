@@ -10,12 +10,14 @@
 
 pub mod context;
 pub mod error;
+pub mod live;
 mod loaders;
 mod mutation;
 mod query;
+mod subscription;
 mod types;
 
-use async_graphql::{EmptySubscription, Schema};
+use async_graphql::Schema;
 
 pub use context::{RequestViewer, Services};
 pub use error::api_error;
@@ -30,7 +32,10 @@ pub struct QueryRoot(query::CoreQuery);
 #[derive(async_graphql::MergedObject, Default)]
 pub struct MutationRoot(mutation::CoreMutation);
 
-pub type NovaSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub use live::{LiveHub, LiveSettings};
+pub use subscription::SubscriptionRoot;
+
+pub type NovaSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Limits applied to every request before execution.
 #[derive(Debug, Clone, Copy)]
@@ -59,7 +64,7 @@ impl Default for SchemaLimits {
 }
 
 pub type NovaSchemaBuilder =
-    async_graphql::SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription>;
+    async_graphql::SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Builds the schema around the services it resolves with; `customize` lets the edge add its
 /// extensions (operation tracking, later cost limits) without this crate knowing HTTP.
@@ -71,7 +76,7 @@ pub fn build_schema(
     let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot,
     )
     .data(services)
     .limit_depth(limits.max_depth.max(INTROSPECTION_QUERY_DEPTH))
@@ -87,10 +92,19 @@ pub fn sdl() -> String {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot,
     )
     .finish()
     .sdl()
+}
+
+/// The state of one WebSocket connection (its viewer and DataLoaders), set once
+/// `connection_init` authenticated it.
+pub fn connection_data(services: &Services, viewer: nova_core::Viewer) -> async_graphql::Data {
+    let mut data = async_graphql::Data::default();
+    data.insert(RequestViewer(Some(viewer)));
+    data.insert(loaders::Loaders::new(services, Some(viewer)));
+    data
 }
 
 /// Attaches the per-request state (viewer and DataLoaders) to a request.

@@ -57,6 +57,14 @@ impl GraphService {
         Ok(self.graph.get_relationships(viewer, others).await?)
     }
 
+    /// Which of `candidates` have `author`'s posts in their home feed.
+    pub async fn feed_audience(&self, author: Id, candidates: &[Id]) -> Result<Vec<Id>, UserError> {
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.graph.feed_audience(author, candidates).await?)
+    }
+
     /// Whether `viewer` (if any) may see `other` at all: false when either blocked the other.
     pub async fn can_see(&self, viewer: Option<Viewer>, other: Id) -> Result<bool, UserError> {
         match viewer {

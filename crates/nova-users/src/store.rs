@@ -106,6 +106,10 @@ pub trait GraphStore: Send + Sync {
         viewer: Id,
         others: &[Id],
     ) -> anyhow::Result<Vec<Relationship>>;
+    /// The `candidates` whose home feed shows `author`'s posts: the author, and those who
+    /// follow the author without muting it, with no block either way. One query, for live
+    /// delivery to every connected subscriber at once.
+    async fn feed_audience(&self, author: Id, candidates: &[Id]) -> anyhow::Result<Vec<Id>>;
     /// Followers of `user`, newest follow first, hiding accounts blocked either way with `viewer`.
     async fn list_followers(
         &self,

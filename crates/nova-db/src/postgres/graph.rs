@@ -174,6 +174,22 @@ impl GraphStore for PgStore {
         Ok(deleted.rows_affected() > 0)
     }
 
+    async fn feed_audience(&self, author: Id, candidates: &[Id]) -> anyhow::Result<Vec<Id>> {
+        let rows: Vec<i64> = sqlx::query_scalar(
+            "SELECT c.id FROM unnest($2::bigint[]) AS c(id) \
+             WHERE c.id = $1 OR (EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = c.id AND f.followee_id = $1) \
+               AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = c.id AND m.muted_id = $1) \
+               AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = c.id AND b.blocked_id = $1) \
+                                                      OR (b.blocker_id = $1 AND b.blocked_id = c.id)))",
+        )
+        .bind(author.0)
+        .bind(ids(candidates))
+        .fetch_all(&mut *self.gate.acquire().await?)
+        .await
+        .context("feed audience")?;
+        Ok(rows.into_iter().map(Id).collect())
+    }
+
     async fn get_relationships(
         &self,
         viewer: Id,

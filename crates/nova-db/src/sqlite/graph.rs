@@ -173,6 +173,22 @@ impl GraphStore for SqliteStore {
         Ok(deleted.rows_affected() > 0)
     }
 
+    async fn feed_audience(&self, author: Id, candidates: &[Id]) -> anyhow::Result<Vec<Id>> {
+        let rows: Vec<i64> = sqlx::query_scalar(
+            "SELECT c.value FROM json_each(?2) AS c \
+             WHERE c.value = ?1 OR (EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = c.value AND f.followee_id = ?1) \
+               AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = c.value AND m.muted_id = ?1) \
+               AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = c.value AND b.blocked_id = ?1) \
+                                                      OR (b.blocker_id = ?1 AND b.blocked_id = c.value)))",
+        )
+        .bind(author.0)
+        .bind(super::ids_json(candidates))
+        .fetch_all(&mut *self.reader.acquire().await?)
+        .await
+        .context("feed audience")?;
+        Ok(rows.into_iter().map(Id).collect())
+    }
+
     async fn get_relationships(
         &self,
         viewer: Id,

@@ -29,6 +29,8 @@ pub trait OutboxStore: Send + Sync {
     /// them sent if it succeeded. Returns how many rows were published.
     async fn relay_batch(&self, limit: usize, publisher: &dyn Publisher) -> anyhow::Result<usize>;
     async fn backlog(&self) -> anyhow::Result<Backlog>;
+    /// Writes events with no change of their own (replays, tools, tests) in one transaction.
+    async fn append(&self, events: &[EventRecord]) -> anyhow::Result<()>;
     /// Deletes rows sent before `before`; returns how many.
     async fn prune_sent(&self, before: UnixMillis) -> anyhow::Result<u64>;
 }

@@ -85,6 +85,16 @@ impl OutboxStore for SqliteStore {
         })
     }
 
+    async fn append(&self, events: &[EventRecord]) -> anyhow::Result<()> {
+        let mut tx = self.writer.begin().await.context("begin append events")?;
+        for event in events {
+            write_event(&mut tx, event).await?;
+        }
+        tx.commit().await.context("commit append events")?;
+        self.outbox_signal.notify_one();
+        Ok(())
+    }
+
     async fn prune_sent(&self, before: UnixMillis) -> anyhow::Result<u64> {
         let done = sqlx::query("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?1")
             .bind(before)

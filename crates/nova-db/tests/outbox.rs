@@ -89,13 +89,21 @@ async fn rows_leave_oldest_first_and_only_a_successful_publish_marks_them_sent()
     assert_eq!(backlog.unsent, 25, "a failed publish marks nothing sent");
     assert_eq!(backlog.oldest_created_at, Some(1));
 
-    shared.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    shared
+        .fail
+        .store(false, std::sync::atomic::Ordering::SeqCst);
     let mut rounds = 0;
     while store.relay_batch(10, &publisher).await.expect("relay") > 0 {
         rounds += 1;
     }
     assert_eq!(rounds, 3);
-    let published: Vec<Id> = shared.log.lock().expect("log").iter().map(|e| e.1).collect();
+    let published: Vec<Id> = shared
+        .log
+        .lock()
+        .expect("log")
+        .iter()
+        .map(|e| e.1)
+        .collect();
     let expected: Vec<Id> = all.iter().map(|r| r.id).collect();
     assert_eq!(published, expected);
     assert_eq!(store.backlog().await.expect("backlog").unsent, 0);

@@ -8,6 +8,7 @@
 //! access tokens. The load itself is driven by k6 (`loadtest/`).
 
 mod dist;
+mod fanout;
 mod pg;
 mod seed;
 
@@ -59,6 +60,23 @@ enum Command {
         #[arg(long, default_value_t = 24 * 3600)]
         token_ttl_secs: u64,
     },
+    /// Publish → deliver latency of live subscriptions against a running node: N sockets
+    /// subscribed to the home feed of followers of one author who posts at a fixed rate.
+    Fanout {
+        /// Base URL of the node.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, default_value_t = 1000)]
+        sockets: usize,
+        #[arg(long, default_value_t = 100)]
+        posts: usize,
+        /// Posts per second.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        /// The node's process id, to report the CPU it used.
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -104,6 +122,21 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Fanout {
+            url,
+            sockets,
+            posts,
+            rate,
+            server_pid,
+        } => runtime
+            .block_on(fanout::run(fanout::FanoutArgs {
+                url,
+                sockets,
+                posts,
+                rate,
+                server_pid,
+            }))
+            .map(|report| println!("{report:#}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

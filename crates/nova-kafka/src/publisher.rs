@@ -7,7 +7,7 @@
 //! duplicates. The idempotent producer keeps retries from reordering or duplicating messages
 //! within a partition while it retries on its own.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -15,7 +15,7 @@ use nova_events::{EventRecord, Publisher, Topic};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::admin::Topics;
@@ -23,7 +23,9 @@ use crate::{headers, KafkaSettings};
 
 #[derive(Clone)]
 pub struct KafkaPublisher {
-    producer: FutureProducer,
+    /// Replaced after a failed batch (see [`KafkaPublisher::renew`]).
+    producer: Arc<RwLock<FutureProducer>>,
+    config: ClientConfig,
     topics: Arc<Topics>,
     names: Arc<[(Topic, String)]>,
 }
@@ -45,7 +47,8 @@ impl KafkaPublisher {
         settings: &KafkaSettings,
         topics: Arc<Topics>,
     ) -> anyhow::Result<KafkaPublisher> {
-        let producer: FutureProducer = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", &settings.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -57,14 +60,15 @@ impl KafkaPublisher {
             .set("retry.backoff.max.ms", "1000")
             .set("reconnect.backoff.ms", "100")
             .set("reconnect.backoff.max.ms", "2000")
-            .set("linger.ms", "5")
-            .create()?;
+            .set("linger.ms", "5");
+        let producer: FutureProducer = config.create()?;
         let names = Topic::ALL
             .into_iter()
             .map(|t| (t, settings.topic_name(t)))
             .collect();
         Ok(KafkaPublisher {
-            producer,
+            producer: Arc::new(RwLock::new(producer)),
+            config,
             topics,
             names,
         })
@@ -89,12 +93,40 @@ impl KafkaPublisher {
         record.key = key;
         record.payload = payload;
         let delivery = self.enqueue(record).await?;
-        match delivery.await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err((error, _))) => {
-                Err(anyhow::Error::new(error).context(format!("produce to {topic}")))
+        let error = match delivery.await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err((error, _))) => anyhow::Error::new(error),
+            Err(_) => anyhow::anyhow!("producer dropped the delivery report"),
+        };
+        self.topics.invalidate().await;
+        self.renew();
+        Err(error.context(format!("produce to {topic}")))
+    }
+
+    fn producer(&self) -> FutureProducer {
+        match self.producer.read() {
+            Ok(producer) => producer.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Starts over with a new producer. An idempotent producer numbers its messages per
+    /// partition; a broker that lost its state (restarted without storage, or a failed-over
+    /// partition leader missing the tail) no longer accepts that sequence, and the old producer
+    /// would time out every message from then on. The messages it still holds belong to
+    /// batches that failed and will be published again.
+    fn renew(&self) {
+        let fatal = self.producer().client().fatal_error();
+        match self.config.create::<FutureProducer>() {
+            Ok(fresh) => {
+                let mut producer = match self.producer.write() {
+                    Ok(producer) => producer,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                *producer = fresh;
+                tracing::info!(?fatal, "kafka producer renewed after a failed batch");
             }
-            Err(_) => anyhow::bail!("producer dropped the delivery of a message to {topic}"),
+            Err(error) => tracing::warn!(%error, "kafka producer not renewed"),
         }
     }
 
@@ -103,8 +135,9 @@ impl KafkaPublisher {
         &self,
         mut record: FutureRecord<'a, [u8], [u8]>,
     ) -> anyhow::Result<rdkafka::producer::DeliveryFuture> {
+        let producer = self.producer();
         loop {
-            match self.producer.send_result(record) {
+            match producer.send_result(record) {
                 Ok(delivery) => return Ok(delivery),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
@@ -156,8 +189,10 @@ impl Publisher for KafkaPublisher {
             }
             Err(_) => {
                 metrics::counter!("kafka_publish_failures_total").increment(1);
-                // The broker may have lost its topics (a restart without storage).
+                // The broker may have lost its topics and our producer's state (a restart
+                // without storage).
                 self.topics.invalidate().await;
+                self.renew();
             }
         }
         result

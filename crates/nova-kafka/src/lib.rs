@@ -200,3 +200,23 @@ impl RunningBus {
         futures::future::join_all(self.tasks).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_the_prefix() {
+        let settings = KafkaSettings::new("127.0.0.1:9092", "staging.", 7);
+        assert_eq!(settings.topic_name(Topic::Feed), "staging.feed.events");
+        assert_eq!(
+            settings.dead_letter_topic(Topic::Messaging),
+            "staging.messaging.events.dlq"
+        );
+        assert_eq!(
+            settings.durable_group("notifications"),
+            "staging.nova-notifications"
+        );
+        assert_eq!(settings.partitions, 3);
+    }
+}

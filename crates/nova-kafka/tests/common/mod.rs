@@ -82,6 +82,8 @@ pub struct RecordingState {
     /// Every call, repeats included.
     pub deliveries: Vec<Id>,
     pub already_applied: u32,
+    /// The events applied, in order.
+    pub events: Vec<Envelope>,
     /// Stall after applying this event (once).
     pub stall_on: Option<Id>,
     /// Stall forever instead of until `release`.
@@ -129,6 +131,7 @@ impl EventHandler for Handler {
                 return Ok(Handled::AlreadyApplied);
             }
             state.effects.push((event.key, event.id));
+            state.events.push(event.clone());
             if state.stall_on == Some(event.id) {
                 state.stall_on = None;
                 Some(state.stall_forever)

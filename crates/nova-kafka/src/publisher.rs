@@ -123,7 +123,11 @@ impl KafkaPublisher {
                     Ok(producer) => producer,
                     Err(poisoned) => poisoned.into_inner(),
                 };
-                *producer = fresh;
+                let old = std::mem::replace(&mut *producer, fresh);
+                drop(producer);
+                // Dropping a producer purges its queue and waits up to 500 ms: not on a
+                // runtime worker.
+                tokio::task::spawn_blocking(move || drop(old));
                 tracing::info!(?fatal, "kafka producer renewed after a failed batch");
             }
             Err(error) => tracing::warn!(%error, "kafka producer not renewed"),

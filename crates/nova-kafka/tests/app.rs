@@ -1,6 +1,6 @@
 //! A Nova node with `events.bus = "kafka"`: a post created through the GraphQL API reaches a
 //! durable Kafka consumer exactly once (outbox -> relay -> Kafka -> consumer loop). Runs on
-//! SQLite, or Postgres with `TEST_DATABASE=postgres`. Skipped without `NOVA_TEST_KAFKA_BROKERS`.
+//! SQLite, or Postgres with `TEST_DATABASE=postgres`. Skipped without `TEST_KAFKA_BROKERS`.
 
 mod common;
 

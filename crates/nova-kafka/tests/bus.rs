@@ -1,6 +1,6 @@
 //! The Kafka bus against a real broker: delivery and per-key order, offsets committed only
 //! after the effect, dead letters, and redelivery after a crash before the commit (fault F3).
-//! Needs `NOVA_TEST_KAFKA_BROKERS` (`.ci/kafka-broker.sh`); skipped without it.
+//! Needs `TEST_KAFKA_BROKERS` (`.ci/kafka-broker.sh`); skipped without it.
 
 mod common;
 

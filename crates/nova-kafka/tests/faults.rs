@@ -1,7 +1,7 @@
-//! Fault F2 against a broker of the test's own (`NOVA_TEST_TANSU_BIN`): paused with SIGSTOP
+//! Fault F2 against a broker of the test's own (`TEST_TANSU_BIN`): paused with SIGSTOP
 //! while publishing (the producer waits and retries; nothing acknowledged is lost), and killed
 //! with SIGKILL then restarted (the relay fails, keeps the rows unsent, and publishes them once
-//! the broker is back). Skipped without `NOVA_TEST_KAFKA_BROKERS`.
+//! the broker is back). Skipped without `TEST_KAFKA_BROKERS`.
 
 mod common;
 

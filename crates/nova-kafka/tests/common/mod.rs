@@ -17,12 +17,12 @@ use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Notify;
 
-/// The broker the tests use, or None (after saying so) when `NOVA_TEST_KAFKA_BROKERS` is unset.
+/// The broker the tests use, or None (after saying so) when `TEST_KAFKA_BROKERS` is unset.
 pub fn brokers(test: &str) -> Option<String> {
-    match std::env::var("NOVA_TEST_KAFKA_BROKERS") {
+    match std::env::var("TEST_KAFKA_BROKERS") {
         Ok(brokers) if !brokers.trim().is_empty() => Some(brokers),
         _ => {
-            println!("{test}: skipped: set NOVA_TEST_KAFKA_BROKERS (see .ci/kafka-broker.sh)");
+            println!("{test}: skipped: set TEST_KAFKA_BROKERS (see .ci/kafka-broker.sh)");
             None
         }
     }
@@ -239,10 +239,10 @@ pub struct OwnBroker {
 }
 
 impl OwnBroker {
-    /// None (after saying so) when `NOVA_TEST_TANSU_BIN` is unset.
+    /// None (after saying so) when `TEST_TANSU_BIN` is unset.
     pub fn start(test: &str) -> Option<OwnBroker> {
-        let Ok(bin) = std::env::var("NOVA_TEST_TANSU_BIN") else {
-            println!("{test}: skipped: set NOVA_TEST_TANSU_BIN (see .ci/kafka-broker.sh)");
+        let Ok(bin) = std::env::var("TEST_TANSU_BIN") else {
+            println!("{test}: skipped: set TEST_TANSU_BIN (see .ci/kafka-broker.sh)");
             return None;
         };
         let port = TcpListener::bind("127.0.0.1:0")

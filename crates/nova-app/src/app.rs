@@ -435,7 +435,7 @@ impl App {
         };
         // Consumers of domain events (notifications, live subscriptions) register here.
         let handlers: Vec<Arc<dyn nova_events::EventHandler>> = vec![live];
-        let events = crate::events::build(&settings.events, &store, handlers)?;
+        let events = crate::events::build(&settings.events, &store, handlers, node_id)?;
         Ok(App {
             router: nova_gateway::router(state),
             store,
@@ -459,20 +459,12 @@ impl App {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        let (stop_events, events_stopped) = tokio::sync::watch::channel(false);
-        let relay = tokio::spawn(self.events.relay.run(events_stopped));
+        let events = self.events.start();
         let served = axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await
             .context("http server");
-        let _ = stop_events.send(true);
-        // A batch in flight finishes (or is published again after restart: consumers dedup).
-        if tokio::time::timeout(Duration::from_secs(5), relay)
-            .await
-            .is_err()
-        {
-            tracing::warn!("outbox relay did not stop within 5 s");
-        }
+        events.stop(Duration::from_secs(5)).await;
         served?;
         self.store.close().await;
         Ok(())

@@ -17,6 +17,17 @@ use crate::sqlite::notifications::{NotificationRow, NOTIFICATION_SELECT};
 /// Advisory-lock namespace of notification recipients (the first key of the two-key form).
 const RECIPIENT_LOCK: i32 = 0x6e6f_7466; // "notf"
 
+/// A page of a recipient's groups: `$1` recipient, `$2` exclusive upper sort id, `$3` limit.
+fn list_sql() -> String {
+    format!(
+        "{NOTIFICATION_SELECT} WHERE n.recipient_id = $1 AND n.sort_id < $2 \
+         ORDER BY n.sort_id DESC LIMIT $3"
+    )
+}
+
+const UNREAD_SQL: &str =
+    "SELECT COUNT(*) FROM notifications WHERE recipient_id = $1 AND read_at IS NULL";
+
 #[async_trait]
 impl NotificationStore for PgStore {
     async fn apply_event(
@@ -147,16 +158,13 @@ impl NotificationStore for PgStore {
         recipient: Id,
         page: &PageRequest,
     ) -> anyhow::Result<Page<Notification>> {
-        let rows: Vec<NotificationRow> = sqlx::query_as(&format!(
-            "{NOTIFICATION_SELECT} WHERE n.recipient_id = $1 AND n.sort_id < $2 \
-             ORDER BY n.sort_id DESC LIMIT $3"
-        ))
-        .bind(recipient.0)
-        .bind(page.after.map_or(i64::MAX, |a| a.0))
-        .bind(page.fetch_limit())
-        .fetch_all(&mut *self.gate.acquire().await?)
-        .await
-        .context("list notifications")?;
+        let rows: Vec<NotificationRow> = sqlx::query_as(&list_sql())
+            .bind(recipient.0)
+            .bind(page.after.map_or(i64::MAX, |a| a.0))
+            .bind(page.fetch_limit())
+            .fetch_all(&mut *self.gate.acquire().await?)
+            .await
+            .context("list notifications")?;
         Ok(Page::from_rows(
             rows.into_iter()
                 .filter_map(NotificationRow::into_domain)
@@ -166,13 +174,11 @@ impl NotificationStore for PgStore {
     }
 
     async fn unread_count(&self, recipient: Id) -> anyhow::Result<i64> {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM notifications WHERE recipient_id = $1 AND read_at IS NULL",
-        )
-        .bind(recipient.0)
-        .fetch_one(&mut *self.gate.acquire().await?)
-        .await
-        .context("count unread notifications")
+        sqlx::query_scalar(UNREAD_SQL)
+            .bind(recipient.0)
+            .fetch_one(&mut *self.gate.acquire().await?)
+            .await
+            .context("count unread notifications")
     }
 
     async fn mark_read(
@@ -256,5 +262,83 @@ impl NotificationStore for PgStore {
         tx.commit().await.context("commit preferences")?;
         self.outbox_signal.notify_one();
         Ok(())
+    }
+}
+
+/// Plan checks of the notification queries (with `TEST_DATABASE=postgres`): on a table with
+/// enough rows, the list and the unread count use their indexes.
+#[cfg(test)]
+mod plans {
+    use sqlx::Row as _;
+
+    use super::{list_sql, UNREAD_SQL};
+    use crate::postgres::{PgStore, PostgresSettings};
+
+    async fn explain(store: &PgStore, sql: &str, binds: &[i64]) -> String {
+        let sql = format!("EXPLAIN {sql}");
+        let mut query = sqlx::query(&sql);
+        for b in binds {
+            query = query.bind(*b);
+        }
+        let rows = query.fetch_all(store.pool()).await.expect("explain");
+        rows.iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test]
+    async fn the_list_and_the_unread_count_use_their_indexes() {
+        let Some(url) = crate::postgres::test_database_url("notifplans") else {
+            eprintln!("skipping plan checks: set TEST_DATABASE=postgres to run them");
+            return;
+        };
+        PgStore::create_database_if_missing(&url)
+            .await
+            .expect("create database");
+        let store = PgStore::open(&PostgresSettings {
+            url: url.clone(),
+            max_connections: 2,
+            acquire_timeout_ms: 5_000,
+            statement_timeout_ms: 120_000,
+            reject_above_ratio: 1.0,
+            saturation_grace_ms: 0,
+        })
+        .await
+        .expect("open");
+        store.migrate().await.expect("migrate");
+        // 1,000 recipients with 100 groups each, a third of them unread.
+        sqlx::raw_sql(
+            "INSERT INTO users (id, username, email, password_hash, created_at, updated_at) \
+               SELECT g, 'user' || g, 'user' || g || '@example.test', 'x', 0, 0 FROM generate_series(1, 1000) g; \
+             INSERT INTO notifications (id, recipient_id, kind, target_id, actor_count, recent_actors, \
+                                        sort_id, created_at, updated_at, read_at) \
+               SELECT g, 1 + g % 1000, 'LIKE', g, 1, '', g, 0, 0, CASE WHEN g % 3 = 0 THEN NULL ELSE 1 END \
+               FROM generate_series(1, 100000) g; \
+             ANALYZE;",
+        )
+        .execute(store.pool())
+        .await
+        .expect("seed");
+        let cases = [
+            (
+                "list, first page",
+                explain(&store, &list_sql(), &[42, i64::MAX, 21]).await,
+            ),
+            (
+                "list, deep page",
+                explain(&store, &list_sql(), &[42, 50_000, 21]).await,
+            ),
+            ("unread count", explain(&store, UNREAD_SQL, &[42]).await),
+        ];
+        store.close().await;
+        PgStore::drop_database(&url).await.expect("drop database");
+        for (name, plan) in cases {
+            println!("-- {name}\n{plan}\n");
+            assert!(
+                plan.contains("Index") && !plan.contains("Seq Scan on notifications"),
+                "{name} does not use an index:\n{plan}"
+            );
+        }
     }
 }

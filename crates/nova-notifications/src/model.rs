@@ -226,7 +226,7 @@ impl RecentActors {
     pub fn with(mut self, event: Id, actor: Id) -> RecentActors {
         self.0.retain(|(_, a)| *a != actor);
         self.0.push((event, actor));
-        self.0.sort_by(|x, y| y.0.cmp(&x.0));
+        self.0.sort_by_key(|pair| std::cmp::Reverse(pair.0));
         self.0.truncate(SHOWN_ACTORS);
         self
     }

@@ -17,6 +17,7 @@ use nova_gateway::{
 use nova_gateway::{QueryLimits, QueryLimitsConfig};
 use nova_gateway::{RateLimitConfig, RateLimitExtension, RateLimits};
 use nova_graphql::{SchemaLimits, Services};
+use nova_notifications::{NotificationStore, NotificationsService};
 use nova_posts::PostStore;
 use nova_posts::PostsService;
 use nova_users::{Argon2Params, AuthConfig, GraphService, JwtKey, TokenService, UsersService};
@@ -96,7 +97,7 @@ fn services_over<S>(
     revocation_check_ttl: Duration,
 ) -> Services
 where
-    S: UserStore + SessionStore + GraphStore + PostStore + 'static,
+    S: UserStore + SessionStore + GraphStore + PostStore + NotificationStore + 'static,
 {
     let shared = Arc::new(store);
     let users = Arc::new(
@@ -113,11 +114,22 @@ where
         shared.clone(),
         Arc::clone(&ids),
     ));
-    let posts = Arc::new(PostsService::new(shared, Arc::clone(&graph), ids));
+    let posts = Arc::new(PostsService::new(
+        shared.clone(),
+        Arc::clone(&graph),
+        Arc::clone(&ids),
+    ));
+    let notifications = Arc::new(NotificationsService::new(
+        shared,
+        Arc::clone(&users),
+        Arc::clone(&graph),
+        ids,
+    ));
     Services {
         users,
         graph,
         posts,
+        notifications,
     }
 }
 
@@ -434,7 +446,15 @@ impl App {
             query_limits,
         };
         // Consumers of domain events (notifications, live subscriptions) register here.
-        let handlers: Vec<Arc<dyn nova_events::EventHandler>> = vec![live];
+        let handlers: Vec<Arc<dyn nova_events::EventHandler>> = vec![
+            Arc::new(nova_notifications::NotificationsHandler(Arc::clone(
+                &services.notifications,
+            ))),
+            Arc::new(nova_notifications::PreferencesInvalidation(Arc::clone(
+                &services.notifications,
+            ))),
+            live,
+        ];
         let events = crate::events::build(&settings.events, &store, handlers, node_id)?;
         Ok(App {
             router: nova_gateway::router(state),

@@ -13,6 +13,7 @@ pub mod error;
 pub mod live;
 mod loaders;
 mod mutation;
+mod notifications;
 mod query;
 mod subscription;
 mod types;
@@ -25,12 +26,12 @@ pub use error::api_error;
 /// Every read operation.
 // One object per area, merged: each area (messaging, notifications, ...) adds its own here.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct QueryRoot(query::CoreQuery);
+pub struct QueryRoot(query::CoreQuery, notifications::NotificationsQuery);
 
 /// Every write operation.
 // Merged like `QueryRoot`.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct MutationRoot(mutation::CoreMutation);
+pub struct MutationRoot(mutation::CoreMutation, notifications::NotificationsMutation);
 
 pub use live::{LiveHub, LiveSettings};
 pub use subscription::SubscriptionRoot;

@@ -1,7 +1,8 @@
 //! GraphQL object types wrapping domain read models.
 
 mod auth;
-mod connection;
+pub(crate) mod connection;
+pub(crate) mod notification;
 mod post;
 mod user;
 

@@ -1,0 +1,261 @@
+//! The notifications consumer under at-least-once delivery (fault F4 of the reliability plan:
+//! zero duplicate effects): the same envelope delivered twice, and a batch delivered reordered
+//! with duplicates, each give exactly one effect, because the notification write and the
+//! durable processed record are one transaction. Also MESSAGE notifications from a hand-built
+//! `MessageSent` (messaging is built elsewhere), off until the recipient turns them on.
+//!
+//! The app is built but not served, so no relay runs: the test is the only deliverer.
+
+use std::sync::Arc;
+
+use nova_app::testing::TestApp;
+use nova_app::App;
+use nova_core::{now_millis, Id, PageRequest, Viewer};
+use nova_events::{DomainEvent, Envelope, EventHandler, Handled};
+use nova_notifications::{Notification, NotificationKind, NotificationsHandler, PreferencesPatch};
+
+struct Harness {
+    app: App,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new() -> Harness {
+        static BUILDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _guard = BUILDING.lock().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let app = App::build(&TestApp::test_settings(dir.path()))
+            .await
+            .expect("build app");
+        Harness { app, _dir: dir }
+    }
+
+    fn services(&self) -> &nova_graphql::Services {
+        self.app.services()
+    }
+
+    fn handler(&self) -> NotificationsHandler {
+        NotificationsHandler(Arc::clone(&self.services().notifications))
+    }
+
+    async fn account(&self, username: &str) -> Viewer {
+        let signed_in = self
+            .services()
+            .users
+            .register(
+                username,
+                &format!("{username}@example.test"),
+                &format!("password-{username}"),
+            )
+            .await
+            .expect("register");
+        Viewer {
+            user_id: signed_in.user_id,
+        }
+    }
+
+    async fn notifications(&self, who: Viewer) -> Vec<Notification> {
+        self.services()
+            .notifications
+            .list(
+                who,
+                &PageRequest {
+                    limit: 100,
+                    after: None,
+                },
+            )
+            .await
+            .expect("list")
+            .items
+    }
+
+    fn liked(&self, event_id: i64, post: Id, author: Viewer, liker: Viewer) -> Envelope {
+        Envelope::new(
+            Id(event_id),
+            now_millis(),
+            DomainEvent::PostLiked {
+                post_id: post,
+                post_author_id: author.user_id,
+                liker_id: liker.user_id,
+            },
+        )
+    }
+}
+
+#[tokio::test]
+async fn the_same_like_delivered_twice_notifies_once() {
+    let h = Harness::new().await;
+    let alice = h.account("alice").await;
+    let bob = h.account("bob").await;
+    let post = h
+        .services()
+        .posts
+        .create_post(
+            alice,
+            nova_posts::CreatePostInput {
+                body: "hello",
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("post");
+    let handler = h.handler();
+    let event = h.liked(1_000_001, post.id, alice, bob);
+    assert_eq!(
+        handler.handle(&event).await.expect("first"),
+        Handled::Applied
+    );
+    assert_eq!(
+        handler.handle(&event).await.expect("second"),
+        Handled::AlreadyApplied
+    );
+    let listed = h.notifications(alice).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].kind, NotificationKind::Like);
+    assert_eq!(listed[0].actor_count, 1);
+    assert_eq!(listed[0].actor_ids, [bob.user_id]);
+    assert_eq!(listed[0].post.as_ref().map(|p| p.id), Some(post.id));
+    assert_eq!(
+        h.services()
+            .notifications
+            .unread_count(alice)
+            .await
+            .expect("count"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_reordered_batch_with_duplicates_applies_each_event_once() {
+    let h = Harness::new().await;
+    let alice = h.account("alice").await;
+    let likers = [
+        h.account("bob").await,
+        h.account("carol").await,
+        h.account("dave").await,
+    ];
+    let post = h
+        .services()
+        .posts
+        .create_post(
+            alice,
+            nova_posts::CreatePostInput {
+                body: "hello",
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("post");
+    let events: Vec<Envelope> = likers
+        .iter()
+        .enumerate()
+        .map(|(i, liker)| h.liked(2_000_000 + i as i64, post.id, alice, *liker))
+        .collect();
+    let follow = Envelope::new(
+        Id(2_000_010),
+        now_millis(),
+        DomainEvent::UserFollowed {
+            follower_id: likers[0].user_id,
+            followee_id: alice.user_id,
+        },
+    );
+    // Newest first, then duplicates of everything, interleaved.
+    let batch = [
+        &events[2], &follow, &events[0], &events[2], &events[1], &events[0], &follow, &events[1],
+    ];
+    let handler = h.handler();
+    let mut applied = 0;
+    for event in batch {
+        match handler.handle(event).await.expect("handle") {
+            Handled::Applied => applied += 1,
+            Handled::AlreadyApplied => {}
+            Handled::Ignored => panic!("nothing here is ignored"),
+        }
+    }
+    assert_eq!(applied, 4, "each distinct event applied exactly once");
+    let listed = h.notifications(alice).await;
+    assert_eq!(listed.len(), 2, "{listed:#?}");
+    // The follow is the latest activity.
+    assert_eq!(listed[0].kind, NotificationKind::Follow);
+    assert_eq!(listed[0].actor_count, 1);
+    let likes = &listed[1];
+    assert_eq!(likes.kind, NotificationKind::Like);
+    assert_eq!(likes.actor_count, 3);
+    // Newest event first, whatever the delivery order.
+    assert_eq!(
+        likes.actor_ids,
+        [likers[2].user_id, likers[1].user_id, likers[0].user_id]
+    );
+    assert_eq!(likes.sort_id, Id(2_000_002));
+    assert_eq!(
+        h.services()
+            .notifications
+            .unread_count(alice)
+            .await
+            .expect("count"),
+        2
+    );
+}
+
+#[tokio::test]
+async fn messages_notify_only_when_turned_on_and_only_once() {
+    let h = Harness::new().await;
+    let alice = h.account("alice").await;
+    let bob = h.account("bob").await;
+    let carol = h.account("carol").await;
+    let handler = h.handler();
+    let sent = |id: i64| {
+        Envelope::new(
+            Id(id),
+            now_millis(),
+            DomainEvent::MessageSent {
+                conversation_id: Id(77),
+                message_id: Id(id + 1),
+                sender_id: bob.user_id,
+                recipient_ids: vec![alice.user_id, carol.user_id],
+            },
+        )
+    };
+    // Off by default for both recipients.
+    assert_eq!(
+        handler.handle(&sent(3_000_000)).await.expect("handle"),
+        Handled::Ignored
+    );
+    assert!(h.notifications(alice).await.is_empty());
+    h.services()
+        .notifications
+        .update_preferences(
+            alice,
+            &PreferencesPatch {
+                message: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("turn messages on");
+    let second = sent(3_000_100);
+    assert_eq!(
+        handler.handle(&second).await.expect("handle"),
+        Handled::Applied
+    );
+    assert_eq!(
+        handler.handle(&second).await.expect("again"),
+        Handled::AlreadyApplied
+    );
+    assert_eq!(
+        handler.handle(&sent(3_000_200)).await.expect("handle"),
+        Handled::Applied
+    );
+    let listed = h.notifications(alice).await;
+    assert_eq!(listed.len(), 1, "messages of one conversation group");
+    assert_eq!(listed[0].kind, NotificationKind::Message);
+    assert_eq!(listed[0].target_id, Some(Id(77)));
+    assert_eq!(listed[0].actor_ids, [bob.user_id]);
+    assert_eq!(listed[0].actor_count, 1, "the same sender counts once");
+    assert!(listed[0].post.is_none());
+    assert!(
+        h.notifications(carol).await.is_empty(),
+        "carol kept them off"
+    );
+    assert!(h.notifications(bob).await.is_empty(), "never the sender");
+}

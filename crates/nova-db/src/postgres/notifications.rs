@@ -1,0 +1,344 @@
+//! Notification groups and preferences on Postgres, where several nodes apply events at once.
+//!
+//! Applying an event takes a transaction-scoped advisory lock per recipient (in id order, so two
+//! events never wait on each other in a cycle): two events for the same recipient on different
+//! nodes would otherwise both find no unread group and start two.
+
+use async_trait::async_trait;
+use nova_core::{Id, Page, PageRequest, UnixMillis};
+use nova_events::EventRecord;
+use nova_notifications::model::{upserted_event, Notification, Preferences, RecentActors};
+use nova_notifications::store::{Activity, NotificationStore};
+
+use super::{ids, PgStore};
+use crate::error::DbContext as _;
+use crate::sqlite::notifications::{NotificationRow, NOTIFICATION_SELECT};
+
+/// Advisory-lock namespace of notification recipients (the first key of the two-key form).
+const RECIPIENT_LOCK: i32 = 0x6e6f_7466; // "notf"
+
+/// A page of a recipient's groups: `$1` recipient, `$2` exclusive upper sort id, `$3` limit.
+fn list_sql() -> String {
+    format!(
+        "{NOTIFICATION_SELECT} WHERE n.recipient_id = $1 AND n.sort_id < $2 \
+         ORDER BY n.sort_id DESC LIMIT $3"
+    )
+}
+
+const UNREAD_SQL: &str =
+    "SELECT COUNT(*) FROM notifications WHERE recipient_id = $1 AND read_at IS NULL";
+
+#[async_trait]
+impl NotificationStore for PgStore {
+    async fn apply_event(
+        &self,
+        consumer: &str,
+        event_id: Id,
+        activities: &[Activity],
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.gate.begin().await.context("begin notification")?;
+        let first = sqlx::query(
+            "INSERT INTO processed_events (consumer, event_id, processed_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(consumer)
+        .bind(event_id.0)
+        .bind(nova_core::now_millis())
+        .execute(&mut *tx)
+        .await
+        .context("record processed event")?;
+        if first.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let mut recipients: Vec<i64> = activities.iter().map(|a| a.recipient_id.0).collect();
+        recipients.sort_unstable();
+        recipients.dedup();
+        for recipient in recipients {
+            sqlx::query("SELECT pg_advisory_xact_lock($1::int4, $2::int4)")
+                .bind(RECIPIENT_LOCK)
+                .bind((recipient & 0x7fff_ffff) as i32)
+                .execute(&mut *tx)
+                .await
+                .context("lock notification recipient")?;
+        }
+        for activity in activities {
+            let target = activity.target_id.map_or(0, |t| t.0);
+            let group: Option<(i64, String)> = sqlx::query_as(
+                "SELECT id, recent_actors FROM notifications \
+                 WHERE recipient_id = $1 AND kind = $2 AND target_id = $3 AND read_at IS NULL \
+                 ORDER BY sort_id DESC LIMIT 1",
+            )
+            .bind(activity.recipient_id.0)
+            .bind(activity.kind.as_str())
+            .bind(target)
+            .fetch_optional(&mut *tx)
+            .await
+            .context("find unread notification group")?;
+            let changed = match group {
+                Some((id, recent)) => {
+                    let joined = sqlx::query(
+                        "INSERT INTO notification_actors (notification_id, actor_id, event_id) \
+                         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(id)
+                    .bind(activity.actor_id.0)
+                    .bind(activity.event_id.0)
+                    .execute(&mut *tx)
+                    .await
+                    .context("add notification actor")?;
+                    if joined.rows_affected() == 0 {
+                        // The actor is in the group already: counted once, nothing changes.
+                        continue;
+                    }
+                    let recent = RecentActors::decode(&recent)
+                        .with(activity.event_id, activity.actor_id)
+                        .encode();
+                    sqlx::query(
+                        "UPDATE notifications SET actor_count = actor_count + 1, recent_actors = $1, \
+                         sort_id = GREATEST(sort_id, $2), updated_at = $3 WHERE id = $4",
+                    )
+                    .bind(recent)
+                    .bind(activity.event_id.0)
+                    .bind(activity.at)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .context("grow notification group")?;
+                    Id(id)
+                }
+                None => {
+                    let id = activity.new_notification_id;
+                    sqlx::query(
+                        "INSERT INTO notifications (id, recipient_id, kind, target_id, actor_count, \
+                         recent_actors, sort_id, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $7)",
+                    )
+                    .bind(id.0)
+                    .bind(activity.recipient_id.0)
+                    .bind(activity.kind.as_str())
+                    .bind(target)
+                    .bind(
+                        RecentActors::default()
+                            .with(activity.event_id, activity.actor_id)
+                            .encode(),
+                    )
+                    .bind(activity.event_id.0)
+                    .bind(activity.at)
+                    .execute(&mut *tx)
+                    .await
+                    .context("insert notification")?;
+                    sqlx::query(
+                        "INSERT INTO notification_actors (notification_id, actor_id, event_id) \
+                         VALUES ($1, $2, $3)",
+                    )
+                    .bind(id.0)
+                    .bind(activity.actor_id.0)
+                    .bind(activity.event_id.0)
+                    .execute(&mut *tx)
+                    .await
+                    .context("insert notification actor")?;
+                    id
+                }
+            };
+            let event = upserted_event(
+                activity.upserted_event_id,
+                activity.at,
+                activity.recipient_id,
+                changed,
+            );
+            super::events::write_event(&mut tx, &event).await?;
+        }
+        tx.commit().await.context("commit notification")?;
+        self.outbox_signal.notify_one();
+        Ok(true)
+    }
+
+    async fn list_notifications(
+        &self,
+        recipient: Id,
+        page: &PageRequest,
+    ) -> anyhow::Result<Page<Notification>> {
+        let rows: Vec<NotificationRow> = sqlx::query_as(&list_sql())
+            .bind(recipient.0)
+            .bind(page.after.map_or(i64::MAX, |a| a.0))
+            .bind(page.fetch_limit())
+            .fetch_all(&mut *self.gate.acquire().await?)
+            .await
+            .context("list notifications")?;
+        Ok(Page::from_rows(
+            rows.into_iter()
+                .filter_map(NotificationRow::into_domain)
+                .collect(),
+            page,
+        ))
+    }
+
+    async fn unread_count(&self, recipient: Id) -> anyhow::Result<i64> {
+        sqlx::query_scalar(UNREAD_SQL)
+            .bind(recipient.0)
+            .fetch_one(&mut *self.gate.acquire().await?)
+            .await
+            .context("count unread notifications")
+    }
+
+    async fn mark_read(
+        &self,
+        recipient: Id,
+        only: Option<&[Id]>,
+        now: UnixMillis,
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.gate.begin().await.context("begin mark read")?;
+        match only {
+            None => {
+                sqlx::query(
+                    "UPDATE notifications SET read_at = $2 WHERE recipient_id = $1 AND read_at IS NULL",
+                )
+                .bind(recipient.0)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .context("mark all notifications read")?;
+            }
+            Some(only) => {
+                let owned: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM notifications WHERE recipient_id = $1 AND id = ANY($2)",
+                )
+                .bind(recipient.0)
+                .bind(ids(only))
+                .fetch_one(&mut *tx)
+                .await
+                .context("check notification ids")?;
+                if usize::try_from(owned).ok() != Some(only.len()) {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE notifications SET read_at = $3 WHERE recipient_id = $1 AND read_at IS NULL \
+                     AND id = ANY($2)",
+                )
+                .bind(recipient.0)
+                .bind(ids(only))
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .context("mark notifications read")?;
+            }
+        }
+        tx.commit().await.context("commit mark read")?;
+        Ok(true)
+    }
+
+    async fn get_preferences(&self, user: Id) -> anyhow::Result<Option<Preferences>> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT types, from_whom FROM notification_preferences WHERE user_id = $1",
+        )
+        .bind(user.0)
+        .fetch_optional(&mut *self.gate.acquire().await?)
+        .await
+        .context("get notification preferences")?;
+        Ok(row.map(|(types, from)| Preferences::from_stored(&types, &from)))
+    }
+
+    async fn put_preferences(
+        &self,
+        user: Id,
+        preferences: &Preferences,
+        now: UnixMillis,
+        event: &EventRecord,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.gate.begin().await.context("begin preferences")?;
+        sqlx::query(
+            "INSERT INTO notification_preferences (user_id, types, from_whom, updated_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET \
+             types = excluded.types, from_whom = excluded.from_whom, updated_at = excluded.updated_at",
+        )
+        .bind(user.0)
+        .bind(preferences.stored_types())
+        .bind(preferences.from.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .context("store notification preferences")?;
+        super::events::write_event(&mut tx, event).await?;
+        tx.commit().await.context("commit preferences")?;
+        self.outbox_signal.notify_one();
+        Ok(())
+    }
+}
+
+/// Plan checks of the notification queries (with `TEST_DATABASE=postgres`): on a table with
+/// enough rows, the list and the unread count use their indexes.
+#[cfg(test)]
+mod plans {
+    use sqlx::Row as _;
+
+    use super::{list_sql, UNREAD_SQL};
+    use crate::postgres::{PgStore, PostgresSettings};
+
+    async fn explain(store: &PgStore, sql: &str, binds: &[i64]) -> String {
+        let sql = format!("EXPLAIN {sql}");
+        let mut query = sqlx::query(&sql);
+        for b in binds {
+            query = query.bind(*b);
+        }
+        let rows = query.fetch_all(store.pool()).await.expect("explain");
+        rows.iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test]
+    async fn the_list_and_the_unread_count_use_their_indexes() {
+        let Some(url) = crate::postgres::test_database_url("notifplans") else {
+            eprintln!("skipping plan checks: set TEST_DATABASE=postgres to run them");
+            return;
+        };
+        PgStore::create_database_if_missing(&url)
+            .await
+            .expect("create database");
+        let store = PgStore::open(&PostgresSettings {
+            url: url.clone(),
+            max_connections: 2,
+            acquire_timeout_ms: 5_000,
+            statement_timeout_ms: 120_000,
+            reject_above_ratio: 1.0,
+            saturation_grace_ms: 0,
+        })
+        .await
+        .expect("open");
+        store.migrate().await.expect("migrate");
+        // 1,000 recipients with 100 groups each, a third of them unread.
+        sqlx::raw_sql(
+            "INSERT INTO users (id, username, email, password_hash, created_at, updated_at) \
+               SELECT g, 'user' || g, 'user' || g || '@example.test', 'x', 0, 0 FROM generate_series(1, 1000) g; \
+             INSERT INTO notifications (id, recipient_id, kind, target_id, actor_count, recent_actors, \
+                                        sort_id, created_at, updated_at, read_at) \
+               SELECT g, 1 + g % 1000, 'LIKE', g, 1, '', g, 0, 0, CASE WHEN g % 3 = 0 THEN NULL ELSE 1 END \
+               FROM generate_series(1, 100000) g; \
+             ANALYZE;",
+        )
+        .execute(store.pool())
+        .await
+        .expect("seed");
+        let cases = [
+            (
+                "list, first page",
+                explain(&store, &list_sql(), &[42, i64::MAX, 21]).await,
+            ),
+            (
+                "list, deep page",
+                explain(&store, &list_sql(), &[42, 50_000, 21]).await,
+            ),
+            ("unread count", explain(&store, UNREAD_SQL, &[42]).await),
+        ];
+        store.close().await;
+        PgStore::drop_database(&url).await.expect("drop database");
+        for (name, plan) in cases {
+            println!("-- {name}\n{plan}\n");
+            assert!(
+                plan.contains("Index") && !plan.contains("Seq Scan on notifications"),
+                "{name} does not use an index:\n{plan}"
+            );
+        }
+    }
+}

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
 
 pub mod logs;
+pub mod process;
 pub mod ws;
 
 use nova_app::testing::TestApp;

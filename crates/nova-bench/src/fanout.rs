@@ -50,7 +50,11 @@ async fn gql(
     Ok(body["data"].clone())
 }
 
-async fn register(http: &reqwest::Client, url: &str, name: &str) -> anyhow::Result<(String, String)> {
+async fn register(
+    http: &reqwest::Client,
+    url: &str,
+    name: &str,
+) -> anyhow::Result<(String, String)> {
     let data = gql(
         http,
         url,
@@ -60,8 +64,14 @@ async fn register(http: &reqwest::Client, url: &str, name: &str) -> anyhow::Resu
     )
     .await?;
     Ok((
-        data["register"]["user"]["id"].as_str().context("id")?.to_owned(),
-        data["register"]["accessToken"].as_str().context("token")?.to_owned(),
+        data["register"]["user"]["id"]
+            .as_str()
+            .context("id")?
+            .to_owned(),
+        data["register"]["accessToken"]
+            .as_str()
+            .context("token")?
+            .to_owned(),
     ))
 }
 
@@ -74,7 +84,8 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open_socket(url: &str, token: &str) -> anyhow::Result<Socket> {
     let ws_url = format!("{}/graphql", url.replacen("http://", "ws://", 1));
@@ -106,7 +117,9 @@ async fn open_socket(url: &str, token: &str) -> anyhow::Result<Socket> {
                 .into(),
         ))
         .await?;
-    socket.send(Message::Text(json!({"type": "ping"}).to_string().into())).await?;
+    socket
+        .send(Message::Text(json!({"type": "ping"}).to_string().into()))
+        .await?;
     // Wait for the pong: the subscription is registered by then.
     while let Some(message) = socket.next().await {
         if let Message::Text(text) = message? {
@@ -134,7 +147,14 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
             let name = format!("fs_{run}_{i}");
             async move {
                 let (_, token) = register(&http, &url, &name).await?;
-                gql(&http, &url, Some(&token), "mutation($id: ID!) { follow(userId: $id) { id } }", json!({"id": author_id})).await?;
+                gql(
+                    &http,
+                    &url,
+                    Some(&token),
+                    "mutation($id: ID!) { follow(userId: $id) { id } }",
+                    json!({"id": author_id}),
+                )
+                .await?;
                 Ok(token)
             }
         })
@@ -164,12 +184,17 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
             let mut got = 0usize;
             let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
             while got < expected {
-                let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, socket.next()).await else {
+                let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, socket.next()).await
+                else {
                     break;
                 };
                 let received = now_micros();
-                let Message::Text(text) = message else { continue };
-                let Ok(value) = serde_json::from_str::<Value>(text.as_str()) else { continue };
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let Ok(value) = serde_json::from_str::<Value>(text.as_str()) else {
+                    continue;
+                };
                 if value["type"] != "next" {
                     continue;
                 }
@@ -198,7 +223,10 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
     let started = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / args.rate.max(0.001));
     for i in 0..args.posts {
-        tokio::time::sleep_until(tokio::time::Instant::from_std(started + interval * i as u32)).await;
+        tokio::time::sleep_until(tokio::time::Instant::from_std(
+            started + interval * i as u32,
+        ))
+        .await;
         gql(
             &http,
             &url,
@@ -217,7 +245,9 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
     };
-    let h = histogram.lock().map_err(|_| anyhow::anyhow!("histogram lock"))?;
+    let h = histogram
+        .lock()
+        .map_err(|_| anyhow::anyhow!("histogram lock"))?;
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     Ok(json!({
         "sockets": args.sockets,

@@ -221,7 +221,12 @@ pub async fn register(http: &reqwest::Client, url: &str, username: &str) -> Acco
     }
 }
 
-pub async fn create_post(http: &reqwest::Client, url: &str, account: &Account, body: &str) -> String {
+pub async fn create_post(
+    http: &reqwest::Client,
+    url: &str,
+    account: &Account,
+    body: &str,
+) -> String {
     let data = ok(
         http,
         url,
@@ -235,4 +240,3 @@ pub async fn create_post(http: &reqwest::Client, url: &str, account: &Account, b
         .expect("post id")
         .to_owned()
 }
-

@@ -17,6 +17,7 @@ use nova_gateway::{
 use nova_gateway::{QueryLimits, QueryLimitsConfig};
 use nova_gateway::{RateLimitConfig, RateLimitExtension, RateLimits};
 use nova_graphql::{SchemaLimits, Services};
+use nova_messaging::{MessagingLimits, MessagingService, MessagingStore};
 use nova_posts::PostStore;
 use nova_posts::PostsService;
 use nova_users::{Argon2Params, AuthConfig, GraphService, JwtKey, TokenService, UsersService};
@@ -94,9 +95,10 @@ fn services_over<S>(
     tokens: Arc<TokenService>,
     ids: Arc<IdGenerator>,
     revocation_check_ttl: Duration,
+    messaging: MessagingLimits,
 ) -> Services
 where
-    S: UserStore + SessionStore + GraphStore + PostStore + 'static,
+    S: UserStore + SessionStore + GraphStore + PostStore + MessagingStore + 'static,
 {
     let shared = Arc::new(store);
     let users = Arc::new(
@@ -113,11 +115,22 @@ where
         shared.clone(),
         Arc::clone(&ids),
     ));
-    let posts = Arc::new(PostsService::new(shared, Arc::clone(&graph), ids));
+    let posts = Arc::new(PostsService::new(
+        shared.clone(),
+        Arc::clone(&graph),
+        Arc::clone(&ids),
+    ));
+    let messaging = Arc::new(MessagingService::new(
+        shared,
+        Arc::clone(&graph),
+        ids,
+        messaging,
+    ));
     Services {
         users,
         graph,
         posts,
+        messaging,
     }
 }
 
@@ -385,18 +398,23 @@ impl App {
             &signing_kid,
             keys,
         )?);
+        let messaging_limits = MessagingLimits {
+            max_group_members: settings.messaging.max_group_members,
+        };
         let services = match &store {
             Storage::Sqlite(sqlite) => services_over(
                 sqlite.clone(),
                 Arc::clone(&tokens),
                 ids,
                 revocation_check_ttl,
+                messaging_limits,
             ),
             Storage::Postgres(postgres) => services_over(
                 postgres.clone(),
                 Arc::clone(&tokens),
                 ids,
                 revocation_check_ttl,
+                messaging_limits,
             ),
         };
         let limits = SchemaLimits {

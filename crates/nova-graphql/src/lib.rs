@@ -11,6 +11,7 @@
 pub mod context;
 pub mod error;
 mod loaders;
+mod messaging;
 mod mutation;
 mod query;
 mod types;
@@ -23,12 +24,12 @@ pub use error::api_error;
 /// Every read operation.
 // One object per area, merged: each area (messaging, notifications, ...) adds its own here.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct QueryRoot(query::CoreQuery);
+pub struct QueryRoot(query::CoreQuery, messaging::MessagingQuery);
 
 /// Every write operation.
 // Merged like `QueryRoot`.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct MutationRoot(mutation::CoreMutation);
+pub struct MutationRoot(mutation::CoreMutation, messaging::MessagingMutation);
 
 pub type NovaSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 

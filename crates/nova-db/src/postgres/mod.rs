@@ -6,6 +6,7 @@
 
 mod events;
 mod graph;
+mod messaging;
 #[cfg(test)]
 mod plans;
 mod posts;

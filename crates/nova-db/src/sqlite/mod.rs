@@ -6,6 +6,7 @@
 
 mod events;
 mod graph;
+pub(crate) mod messaging;
 mod posts;
 mod users;
 

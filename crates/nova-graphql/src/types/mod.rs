@@ -2,6 +2,7 @@
 
 mod auth;
 mod connection;
+pub(crate) mod messaging;
 mod post;
 mod user;
 

@@ -240,8 +240,10 @@ impl MessagingMutation {
         who: MessagingPrivacyEnum,
     ) -> async_graphql::Result<MessagingPrivacyEnum> {
         let viewer = viewer(ctx)?;
-        let privacy: Result<_, MessagingError> =
-            services(ctx).messaging.set_privacy(viewer, who.into()).await;
+        let privacy: Result<_, MessagingError> = services(ctx)
+            .messaging
+            .set_privacy(viewer, who.into())
+            .await;
         Ok(privacy.map_err(api_error)?.into())
     }
 }

@@ -228,9 +228,18 @@ mod tests {
         assert_eq!(direct_key(Id(3), Id(5)), "3:5");
         let a = MessageBody::parse("hi").expect("valid");
         let b = MessageBody::parse("ho").expect("valid");
-        assert_eq!(request_fingerprint(Id(1), &a), request_fingerprint(Id(1), &a));
-        assert_ne!(request_fingerprint(Id(1), &a), request_fingerprint(Id(1), &b));
-        assert_ne!(request_fingerprint(Id(1), &a), request_fingerprint(Id(2), &a));
+        assert_eq!(
+            request_fingerprint(Id(1), &a),
+            request_fingerprint(Id(1), &a)
+        );
+        assert_ne!(
+            request_fingerprint(Id(1), &a),
+            request_fingerprint(Id(1), &b)
+        );
+        assert_ne!(
+            request_fingerprint(Id(1), &a),
+            request_fingerprint(Id(2), &a)
+        );
         assert_eq!(request_fingerprint(Id(1), &a).len(), 64);
     }
 

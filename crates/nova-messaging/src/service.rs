@@ -193,7 +193,11 @@ impl MessagingService {
                 left_id: None,
             },
         );
-        let id = match self.store.create_conversation(&conversation, &event).await? {
+        let id = match self
+            .store
+            .create_conversation(&conversation, &event)
+            .await?
+        {
             CreateConversationOutcome::Created(c) | CreateConversationOutcome::Existing(c) => c.id,
         };
         self.view(viewer, id).await
@@ -267,9 +271,7 @@ impl MessagingService {
                 .relationships(viewer.user_id, &recipients)
                 .await?;
             if relationships.iter().any(|r| r.blocked_either_way()) {
-                return Err(MessagingError::Forbidden(
-                    "you cannot message this account",
-                ));
+                return Err(MessagingError::Forbidden("you cannot message this account"));
             }
         }
         let fingerprint = idempotency_key

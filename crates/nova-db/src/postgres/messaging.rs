@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use nova_core::{Id, Page, PageRequest, UnixMillis};
 use nova_events::EventRecord;
-use nova_messaging::model::{Conversation, ConversationView, Message, MessageBody, MessagingPrivacy};
+use nova_messaging::model::{
+    Conversation, ConversationView, Message, MessageBody, MessagingPrivacy,
+};
 use nova_messaging::store::{
     AddMembersOutcome, CreateConversationOutcome, InsertMessageOutcome, MessagingStore,
     NewConversation, NewMessage,
@@ -143,7 +145,11 @@ impl MessagingStore for PgStore {
         new: &NewConversation,
         event: &EventRecord,
     ) -> anyhow::Result<CreateConversationOutcome> {
-        let mut tx = self.gate.begin().await.context("begin create conversation")?;
+        let mut tx = self
+            .gate
+            .begin()
+            .await
+            .context("begin create conversation")?;
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO conversations (id, kind, direct_key, creator_id, created_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (direct_key) DO NOTHING RETURNING id",
@@ -315,14 +321,13 @@ impl MessagingStore for PgStore {
         event: &EventRecord,
     ) -> anyhow::Result<bool> {
         let mut tx = self.gate.begin().await.context("begin delete message")?;
-        let deleted = sqlx::query(
-            "UPDATE messages SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL",
-        )
-        .bind(id.0)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .context("soft delete message")?;
+        let deleted =
+            sqlx::query("UPDATE messages SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL")
+                .bind(id.0)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .context("soft delete message")?;
         if deleted.rows_affected() == 0 {
             return Ok(false);
         }
@@ -498,5 +503,117 @@ impl MessagingStore for PgStore {
             rows.into_iter().map(Message::from).collect(),
             page,
         ))
+    }
+}
+
+/// Plan checks for the messaging hot queries on a seeded database (with `TEST_DATABASE=postgres`;
+/// without it the test says so and checks nothing).
+#[cfg(test)]
+mod plans {
+    use sqlx::Row as _;
+
+    use super::{conversations_sql, messages_sql};
+    use crate::postgres::{test_database_url, PgStore, PostgresSettings};
+
+    const USERS: i64 = 2_000;
+    const CONVERSATIONS: i64 = 10_000;
+    const MESSAGES: i64 = 200_000;
+
+    async fn plan(store: &PgStore, sql: &str, subject: i64, cursor: Option<i64>) -> String {
+        let rows = sqlx::query(&format!("EXPLAIN {sql}"))
+            .bind(subject)
+            .bind(cursor)
+            .bind(21_i64)
+            .fetch_all(store.pool())
+            .await
+            .expect("explain");
+        rows.iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test]
+    async fn conversation_list_and_history_use_indexes() {
+        let Some(url) = test_database_url("messaging_plans") else {
+            eprintln!("skipping plan checks: set TEST_DATABASE=postgres to run them");
+            return;
+        };
+        PgStore::create_database_if_missing(&url)
+            .await
+            .expect("create database");
+        let store = PgStore::open(&PostgresSettings {
+            url: url.clone(),
+            max_connections: 2,
+            acquire_timeout_ms: 5_000,
+            statement_timeout_ms: 120_000,
+            reject_above_ratio: 1.0,
+            saturation_grace_ms: 0,
+        })
+        .await
+        .expect("open");
+        store.migrate().await.expect("migrate");
+        // Conversation c joins users c % USERS and (c * 7) % USERS (ten per user); messages are
+        // spread over conversations, a few deleted.
+        let seed = format!(
+            "INSERT INTO users (id, username, email, password_hash, created_at, updated_at) \
+               SELECT g, 'user' || g, 'user' || g || '@example.test', 'x', 0, 0 FROM generate_series(1, {USERS}) g; \
+             INSERT INTO conversations (id, kind, creator_id, created_at, last_message_id) \
+               SELECT c, 'GROUP', 1 + c % {USERS}, 0, NULL FROM generate_series(1, {CONVERSATIONS}) c; \
+             INSERT INTO conversation_members (conversation_id, user_id, joined_at, last_read_id, last_activity_id) \
+               SELECT c, u, 0, c, c FROM generate_series(1, {CONVERSATIONS}) c, \
+                 LATERAL (VALUES (1 + c % {USERS}), (1 + (c * 7 + 3) % {USERS})) m(u) ON CONFLICT DO NOTHING; \
+             INSERT INTO messages (id, conversation_id, sender_id, body, created_at, deleted_at) \
+               SELECT {CONVERSATIONS} + g, 1 + (g * 7919) % {CONVERSATIONS}, 1 + (1 + (g * 7919) % {CONVERSATIONS}) % {USERS}, \
+                 'message ' || g, g, CASE WHEN g % 50 = 0 THEN g END FROM generate_series(1, {MESSAGES}) g; \
+             UPDATE conversations c SET last_message_id = (SELECT MAX(id) FROM messages m WHERE m.conversation_id = c.id); \
+             UPDATE conversation_members cm SET last_activity_id = COALESCE(c.last_message_id, cm.last_activity_id) \
+               FROM conversations c WHERE c.id = cm.conversation_id; \
+             ANALYZE;"
+        );
+        sqlx::raw_sql(&seed)
+            .execute(store.pool())
+            .await
+            .expect("seed");
+        let cases = [
+            (
+                "my conversations, first page",
+                conversations_sql(),
+                42,
+                None,
+            ),
+            (
+                "my conversations, next page",
+                conversations_sql(),
+                42,
+                Some(CONVERSATIONS + MESSAGES / 2),
+            ),
+            ("history, first page", messages_sql(), 4_242, None),
+            (
+                "history, next page",
+                messages_sql(),
+                4_242,
+                Some(CONVERSATIONS + MESSAGES / 2),
+            ),
+        ];
+        let mut failures = Vec::new();
+        for (name, sql, subject, cursor) in cases {
+            let plan = plan(&store, &sql, subject, cursor).await;
+            println!("-- {name}\n{plan}\n");
+            if plan.contains("Seq Scan on messages")
+                || plan.contains("Seq Scan on conversation_members")
+                || plan.contains("Seq Scan on conversations")
+                || !plan.contains("Index")
+            {
+                failures.push(format!("{name}:\n{plan}"));
+            }
+        }
+        store.close().await;
+        PgStore::drop_database(&url).await.expect("drop database");
+        assert!(
+            failures.is_empty(),
+            "queries without index plans:\n{}",
+            failures.join("\n\n")
+        );
     }
 }

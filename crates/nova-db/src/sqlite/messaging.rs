@@ -111,10 +111,7 @@ impl ViewRow {
             _ => None,
         };
         ConversationView {
-            member_ids: members
-                .get(&conversation.id.0)
-                .cloned()
-                .unwrap_or_default(),
+            member_ids: members.get(&conversation.id.0).cloned().unwrap_or_default(),
             conversation,
             activity_id: Id(self.last_activity_id),
             last_read_id: Id(self.last_read_id),
@@ -236,7 +233,11 @@ impl MessagingStore for SqliteStore {
         new: &NewConversation,
         event: &EventRecord,
     ) -> anyhow::Result<CreateConversationOutcome> {
-        let mut tx = self.writer.begin().await.context("begin create conversation")?;
+        let mut tx = self
+            .writer
+            .begin()
+            .await
+            .context("begin create conversation")?;
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO conversations (id, kind, direct_key, creator_id, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (direct_key) DO NOTHING RETURNING id",
@@ -409,14 +410,13 @@ impl MessagingStore for SqliteStore {
         event: &EventRecord,
     ) -> anyhow::Result<bool> {
         let mut tx = self.writer.begin().await.context("begin delete message")?;
-        let deleted = sqlx::query(
-            "UPDATE messages SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
-        )
-        .bind(id.0)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .context("soft delete message")?;
+        let deleted =
+            sqlx::query("UPDATE messages SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL")
+                .bind(id.0)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .context("soft delete message")?;
         if deleted.rows_affected() == 0 {
             return Ok(false);
         }

@@ -7,8 +7,8 @@ use unicode_segmentation::UnicodeSegmentation;
 
 use crate::MessagingError;
 
-/// A message body: NFC-normalised, not blank, 1–5,000 grapheme clusters, at most 64 KiB.
-/// Stored and returned as plain text.
+/// A message body: NFC-normalised, not blank, 1–5,000 grapheme clusters, at most 64 KiB, no
+/// grapheme cluster over 128 bytes. Stored and returned as plain text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageBody(String);
 
@@ -16,6 +16,9 @@ impl MessageBody {
     pub const MAX_GRAPHEMES: usize = 5_000;
     /// Bounds pathological graphemes (one base character with thousands of combining marks).
     pub const MAX_BYTES: usize = 64 * 1024;
+    /// Bounds one grapheme cluster: the longest emoji ZWJ sequences are about 35 bytes; a base
+    /// character with thousands of combining marks ("zalgo" floods) is refused.
+    pub const MAX_GRAPHEME_BYTES: usize = 128;
 
     pub fn parse(raw: &str) -> Result<Self, MessagingError> {
         if raw.len() > Self::MAX_BYTES {
@@ -35,10 +38,19 @@ impl MessageBody {
                 "body must not contain control characters",
             ));
         }
-        if body.graphemes(true).count() > Self::MAX_GRAPHEMES {
-            return Err(MessagingError::invalid(
-                "body must be at most 5000 characters",
-            ));
+        let mut count = 0;
+        for grapheme in body.graphemes(true) {
+            count += 1;
+            if count > Self::MAX_GRAPHEMES {
+                return Err(MessagingError::invalid(
+                    "body must be at most 5000 characters",
+                ));
+            }
+            if grapheme.len() > Self::MAX_GRAPHEME_BYTES {
+                return Err(MessagingError::invalid(
+                    "body must not contain characters with that many combining marks",
+                ));
+            }
         }
         Ok(MessageBody(body))
     }
@@ -216,6 +228,11 @@ mod tests {
         assert!(MessageBody::parse(" \n\t ").is_err());
         assert!(MessageBody::parse("").is_err());
         assert!(MessageBody::parse("a\u{0}b").is_err());
+        assert!(MessageBody::parse(&format!("a{}", "\u{301}".repeat(1000))).is_err());
+        assert!(MessageBody::parse(&format!("a{}", "\u{301}".repeat(10))).is_ok());
+        assert!(
+            MessageBody::parse(&"👩🏽\u{200d}❤\u{fe0f}\u{200d}💋\u{200d}👨🏻".repeat(1000)).is_ok()
+        );
         assert_eq!(
             MessageBody::parse("e\u{301}").expect("valid").as_str(),
             "\u{e9}"

@@ -1115,3 +1115,201 @@ async fn a_history_page_and_a_conversation_list_cost_what_the_estimate_says() {
     );
     api.app.stop().await.expect("stop");
 }
+
+/// Everything a messaging mutation could change, as alice and bob see it.
+async fn messaging_snapshot(api: &Api, alice: &Account, bob: &Account, direct: &str) -> Value {
+    let query =
+        "query($c: ID!) { messagingPrivacy conversations(first: 10) { nodes { id unreadCount \
+        members { id } lastMessage { id body editedAt deletedAt } } } \
+        conversation(id: $c) { messages(first: 20) { nodes { id body editedAt deletedAt } } } }";
+    let mine = api
+        .ok(Some(&alice.access_token), query, json!({ "c": direct }))
+        .await;
+    let bobs = api
+        .ok(Some(&bob.access_token), query, json!({ "c": direct }))
+        .await;
+    json!([mine, bobs])
+}
+
+/// Wrong types, nulls, missing fields, oversized strings, control characters and malformed ids
+/// in every field of every messaging mutation: each is refused with INVALID_INPUT (never a
+/// server error) and changes nothing.
+#[tokio::test]
+async fn every_messaging_mutation_refuses_hostile_input_and_stores_nothing() {
+    let api = start().await;
+    let alice = api.register("alice").await;
+    let bob = api.register("bob").await;
+    let carol = api.register("carol").await;
+    let dave = api.register("dave").await;
+    let direct = id_of(&start_conversation(&api, &alice, &[&bob]).await);
+    let group = id_of(&start_conversation(&api, &alice, &[&bob, &carol]).await);
+    let message = id_of(&send(&api, &alice, &direct, "original").await);
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Kind {
+        Str,
+        Id,
+        Ids,
+        Enum,
+    }
+    // (document, valid variables, fields as (path, kind, required))
+    type Fields = Vec<(&'static [&'static str], Kind, bool)>;
+    let table: Vec<(&str, Value, Fields)> = vec![
+        (
+            "mutation($ids: [ID!]!) { startConversation(memberIds: $ids) { id } }",
+            json!({ "ids": [dave.id] }),
+            vec![(&["ids"], Kind::Ids, true)],
+        ),
+        (
+            "mutation($input: SendMessageInput!) { sendMessage(input: $input) { id } }",
+            json!({ "input": { "conversationId": direct, "body": "must not be stored", "idempotencyKey": "k-1" } }),
+            vec![
+                (&["input", "conversationId"], Kind::Id, true),
+                (&["input", "body"], Kind::Str, true),
+                (&["input", "idempotencyKey"], Kind::Str, false),
+            ],
+        ),
+        (
+            "mutation($input: EditMessageInput!) { editMessage(input: $input) { id } }",
+            json!({ "input": { "id": message, "body": "must not be stored" } }),
+            vec![
+                (&["input", "id"], Kind::Id, true),
+                (&["input", "body"], Kind::Str, true),
+            ],
+        ),
+        (
+            "mutation($id: ID!) { deleteMessage(id: $id) { id } }",
+            json!({ "id": message }),
+            vec![(&["id"], Kind::Id, true)],
+        ),
+        (
+            "mutation($c: ID!, $m: ID!) { markConversationRead(conversationId: $c, messageId: $m) { id } }",
+            json!({ "c": direct, "m": message }),
+            vec![(&["c"], Kind::Id, true), (&["m"], Kind::Id, true)],
+        ),
+        (
+            LEAVE,
+            json!({ "c": group }),
+            vec![(&["c"], Kind::Id, true)],
+        ),
+        (
+            ADD,
+            json!({ "c": group, "ids": [dave.id] }),
+            vec![(&["c"], Kind::Id, true), (&["ids"], Kind::Ids, true)],
+        ),
+        (
+            PRIVACY,
+            json!({ "w": "NOBODY" }),
+            vec![(&["w"], Kind::Enum, true)],
+        ),
+    ];
+    let bad_ids = [
+        "",
+        "abc",
+        "-5",
+        "0",
+        "1e9",
+        "123456789012345678901234567890",
+        " 1",
+        "1 ",
+        "0x10",
+        "+5",
+        "1.0",
+        "١٢٣",
+        "1\u{0}",
+    ];
+    let set = |mut v: Value, path: &[&str], value: Option<Value>| {
+        let mut at = &mut v;
+        for key in &path[..path.len() - 1] {
+            at = &mut at[*key];
+        }
+        let object = at.as_object_mut().expect("object");
+        match value {
+            Some(value) => object.insert(path[path.len() - 1].to_owned(), value),
+            None => object.remove(path[path.len() - 1]),
+        };
+        v
+    };
+    let before = messaging_snapshot(&api, &alice, &bob, &direct).await;
+    let mut total = 0;
+    for (document, valid, fields) in &table {
+        for (path, kind, required) in fields {
+            let mut values: Vec<Option<Value>> = match kind {
+                Kind::Str => vec![json!(42), json!(true), json!({ "a": 1 }), json!(["x"])]
+                    .into_iter()
+                    .map(Some)
+                    .collect(),
+                Kind::Id => vec![json!(true), json!(1.5), json!({ "a": 1 }), json!(["1"])]
+                    .into_iter()
+                    .map(Some)
+                    .collect(),
+                Kind::Ids => vec![
+                    json!([true]),
+                    json!([null]),
+                    json!([{ "a": 1 }]),
+                    json!({ "a": 1 }),
+                ]
+                .into_iter()
+                .map(Some)
+                .collect(),
+                Kind::Enum => vec![
+                    json!(1),
+                    json!("nobody"),
+                    json!("SOMETIMES"),
+                    json!("NOBODY "),
+                ]
+                .into_iter()
+                .map(Some)
+                .collect(),
+            };
+            if *required {
+                values.push(Some(Value::Null));
+                values.push(None);
+            }
+            match kind {
+                Kind::Id => values.extend(bad_ids.iter().map(|b| Some(json!(b)))),
+                Kind::Ids => values.extend(bad_ids.iter().map(|b| Some(json!([dave.id, b])))),
+                Kind::Str => {
+                    let base = "x";
+                    values.extend(
+                        [
+                            "a".repeat(60 * 1024),
+                            "😀".repeat(15 * 1024),
+                            format!("a{}", "\u{301}".repeat(30 * 1024)),
+                            format!("{base}\u{0}"),
+                            format!("\u{1b}[31m{base}\u{1b}[0m"),
+                            format!("{base}\u{7}\u{8}"),
+                            format!("{base}\u{7f}\u{85}"),
+                        ]
+                        .into_iter()
+                        .map(|s| Some(json!(s))),
+                    );
+                }
+                Kind::Enum => {}
+            }
+            for value in values {
+                total += 1;
+                let what: String = format!("{document} {path:?} = {value:?}")
+                    .chars()
+                    .take(300)
+                    .collect();
+                let variables = set(valid.clone(), path, value);
+                let (status, body) = api
+                    .post(Some(&alice.access_token), document, variables)
+                    .await;
+                assert!(status < 500, "{what}: {status} {body}");
+                assert_eq!(
+                    body["errors"][0]["extensions"]["code"], "INVALID_INPUT",
+                    "{what}: {body}"
+                );
+            }
+        }
+    }
+    assert!(total > 100, "only {total} cases");
+    assert_eq!(
+        messaging_snapshot(&api, &alice, &bob, &direct).await,
+        before,
+        "a refused request changed state"
+    );
+    api.app.stop().await.expect("stop");
+}

@@ -250,6 +250,16 @@ impl MessagingService {
         Ok(self.store.list_messages(conversation, page).await?)
     }
 
+    /// The messages of a conversation the viewer was shown: a view comes only from this
+    /// service's membership-checked reads, so it needs no second check.
+    pub async fn messages_in(
+        &self,
+        view: &ConversationView,
+        page: &PageRequest,
+    ) -> Result<Page<Message>, MessagingError> {
+        Ok(self.store.list_messages(view.conversation.id, page).await?)
+    }
+
     pub async fn send(
         &self,
         viewer: Viewer,

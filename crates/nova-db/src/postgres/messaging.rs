@@ -23,19 +23,24 @@ use nova_messaging::store::{
 use super::{ids, PgStore};
 use crate::error::DbContext as _;
 use crate::sqlite::messaging::{
-    group_members, ConversationRow, MessageRow, ViewRow, CONVERSATION_COLUMNS, MESSAGE_COLUMNS,
-    VIEW_COLUMNS,
+    group_members, view_columns, ConversationRow, MessageRow, ViewRow, CONVERSATION_COLUMNS,
+    MESSAGE_COLUMNS,
 };
 
+const MEMBERS: &str = "(SELECT string_agg(x.user_id::text, ',' ORDER BY x.joined_at, x.user_id) \
+     FROM conversation_members x WHERE x.conversation_id = cm.conversation_id)";
+
 /// "My conversations": ($1 member, $2 cursor, $3 limit). One range scan of
-/// `conversation_members(user_id, last_activity_id DESC)`, then primary-key lookups.
+/// `conversation_members(user_id, last_activity_id DESC)`, then primary-key lookups; members,
+/// last message and unread count come in the same statement.
 pub(crate) fn conversations_sql() -> String {
     format!(
-        "SELECT {VIEW_COLUMNS} FROM conversation_members cm \
+        "SELECT {} FROM conversation_members cm \
          JOIN conversations c ON c.id = cm.conversation_id \
          LEFT JOIN messages lm ON lm.id = c.last_message_id \
          WHERE cm.user_id = $1 AND cm.last_activity_id < COALESCE($2, 9223372036854775807) \
-         ORDER BY cm.last_activity_id DESC LIMIT $3"
+         ORDER BY cm.last_activity_id DESC LIMIT $3",
+        view_columns(MEMBERS)
     )
 }
 
@@ -456,10 +461,8 @@ impl MessagingStore for PgStore {
             .fetch_all(&mut *self.gate.acquire().await?)
             .await
             .context("list conversations")?;
-        let conversation_ids: Vec<Id> = rows.iter().map(ViewRow::conversation_id).collect();
-        let members = self.members_of(&conversation_ids).await?;
         Ok(Page::from_rows(
-            rows.into_iter().map(|r| r.into_view(&members)).collect(),
+            rows.into_iter().map(ViewRow::into_view).collect(),
             page,
         ))
     }
@@ -470,21 +473,18 @@ impl MessagingStore for PgStore {
         member: Id,
     ) -> anyhow::Result<Option<ConversationView>> {
         let row: Option<ViewRow> = sqlx::query_as(&format!(
-            "SELECT {VIEW_COLUMNS} FROM conversation_members cm \
+            "SELECT {} FROM conversation_members cm \
              JOIN conversations c ON c.id = cm.conversation_id \
              LEFT JOIN messages lm ON lm.id = c.last_message_id \
-             WHERE cm.conversation_id = $1 AND cm.user_id = $2"
+             WHERE cm.conversation_id = $1 AND cm.user_id = $2",
+            view_columns(MEMBERS)
         ))
         .bind(id.0)
         .bind(member.0)
         .fetch_optional(&mut *self.gate.acquire().await?)
         .await
         .context("get conversation view")?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let members = self.members_of(&[id]).await?;
-        Ok(Some(row.into_view(&members)))
+        Ok(row.map(ViewRow::into_view))
     }
 
     async fn list_messages(

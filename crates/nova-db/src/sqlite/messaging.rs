@@ -23,13 +23,22 @@ pub(crate) const MESSAGE_COLUMNS: &str =
 pub(crate) const CONVERSATION_COLUMNS: &str = "c.id, c.kind, c.creator_id, c.created_at";
 
 /// One member's view of a conversation (`c` conversations, `cm` the member's row, `lm` the last
-/// message): `{VIEW_COLUMNS}` with the unread count needing the member's id as `cm.user_id`.
-pub(crate) const VIEW_COLUMNS: &str = "c.id, c.kind, c.creator_id, c.created_at, \
-     cm.last_activity_id, cm.last_read_id, \
-     lm.id AS lm_id, lm.sender_id AS lm_sender_id, lm.body AS lm_body, lm.created_at AS lm_created_at, \
-     lm.edited_at AS lm_edited_at, lm.deleted_at AS lm_deleted_at, \
-     (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = cm.conversation_id \
-        AND u.id > cm.last_read_id AND u.sender_id <> cm.user_id AND u.deleted_at IS NULL) AS unread_count";
+/// message), `members` being the dialect's expression for the comma-separated member ids in
+/// join order: one statement gives everything a conversation shows, whatever the page size.
+pub(crate) fn view_columns(members: &str) -> String {
+    format!(
+        "c.id, c.kind, c.creator_id, c.created_at, cm.last_activity_id, cm.last_read_id, \
+         lm.id AS lm_id, lm.sender_id AS lm_sender_id, lm.body AS lm_body, lm.created_at AS lm_created_at, \
+         lm.edited_at AS lm_edited_at, lm.deleted_at AS lm_deleted_at, \
+         (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = cm.conversation_id \
+            AND u.id > cm.last_read_id AND u.sender_id <> cm.user_id AND u.deleted_at IS NULL) AS unread_count, \
+         {members} AS member_ids"
+    )
+}
+
+const MEMBERS: &str =
+    "(SELECT group_concat(x.user_id) FROM (SELECT user_id FROM conversation_members x \
+     WHERE x.conversation_id = cm.conversation_id ORDER BY x.joined_at, x.user_id) x)";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct MessageRow {
@@ -88,15 +97,11 @@ pub(crate) struct ViewRow {
     lm_edited_at: Option<i64>,
     lm_deleted_at: Option<i64>,
     unread_count: i64,
+    member_ids: Option<String>,
 }
 
 impl ViewRow {
-    pub(crate) fn conversation_id(&self) -> Id {
-        Id(self.conversation.id)
-    }
-
-    /// The view, with the members found for it.
-    pub(crate) fn into_view(self, members: &HashMap<i64, Vec<Id>>) -> ConversationView {
+    pub(crate) fn into_view(self) -> ConversationView {
         let conversation = Conversation::from(self.conversation);
         let last_message = match (self.lm_id, self.lm_sender_id, self.lm_created_at) {
             (Some(id), Some(sender_id), Some(created_at)) => Some(Message {
@@ -111,7 +116,13 @@ impl ViewRow {
             _ => None,
         };
         ConversationView {
-            member_ids: members.get(&conversation.id.0).cloned().unwrap_or_default(),
+            member_ids: self
+                .member_ids
+                .as_deref()
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(Id::parse)
+                .collect(),
             conversation,
             activity_id: Id(self.last_activity_id),
             last_read_id: Id(self.last_read_id),
@@ -531,11 +542,12 @@ impl MessagingStore for SqliteStore {
         page: &PageRequest,
     ) -> anyhow::Result<Page<ConversationView>> {
         let rows: Vec<ViewRow> = sqlx::query_as(&format!(
-            "SELECT {VIEW_COLUMNS} FROM conversation_members cm \
+            "SELECT {} FROM conversation_members cm \
              JOIN conversations c ON c.id = cm.conversation_id \
              LEFT JOIN messages lm ON lm.id = c.last_message_id \
              WHERE cm.user_id = ?1 AND cm.last_activity_id < COALESCE(?2, 9223372036854775807) \
-             ORDER BY cm.last_activity_id DESC LIMIT ?3"
+             ORDER BY cm.last_activity_id DESC LIMIT ?3",
+            view_columns(MEMBERS)
         ))
         .bind(member.0)
         .bind(page.after.map(|a| a.0))
@@ -543,10 +555,8 @@ impl MessagingStore for SqliteStore {
         .fetch_all(&mut *self.reader.acquire().await?)
         .await
         .context("list conversations")?;
-        let ids: Vec<Id> = rows.iter().map(ViewRow::conversation_id).collect();
-        let members = self.members_of(&ids).await?;
         Ok(Page::from_rows(
-            rows.into_iter().map(|r| r.into_view(&members)).collect(),
+            rows.into_iter().map(ViewRow::into_view).collect(),
             page,
         ))
     }
@@ -557,21 +567,18 @@ impl MessagingStore for SqliteStore {
         member: Id,
     ) -> anyhow::Result<Option<ConversationView>> {
         let row: Option<ViewRow> = sqlx::query_as(&format!(
-            "SELECT {VIEW_COLUMNS} FROM conversation_members cm \
+            "SELECT {} FROM conversation_members cm \
              JOIN conversations c ON c.id = cm.conversation_id \
              LEFT JOIN messages lm ON lm.id = c.last_message_id \
-             WHERE cm.conversation_id = ?1 AND cm.user_id = ?2"
+             WHERE cm.conversation_id = ?1 AND cm.user_id = ?2",
+            view_columns(MEMBERS)
         ))
         .bind(id.0)
         .bind(member.0)
         .fetch_optional(&mut *self.reader.acquire().await?)
         .await
         .context("get conversation view")?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let members = self.members_of(&[id]).await?;
-        Ok(Some(row.into_view(&members)))
+        Ok(row.map(ViewRow::into_view))
     }
 
     async fn list_messages(

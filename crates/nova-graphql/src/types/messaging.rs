@@ -3,7 +3,7 @@
 use async_graphql::{Context, Enum, Object, ID};
 use nova_messaging::{ConversationKind, ConversationView, Message, MessagingPrivacy};
 
-use crate::context::{services, viewer};
+use crate::context::services;
 use crate::error::{api_error, coded};
 use crate::loaders::loaders;
 use crate::types::connection::connection;
@@ -163,11 +163,10 @@ impl ConversationObject {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<MessageConnection> {
-        let viewer = viewer(ctx)?;
         let page = page_request(first, after, MESSAGES)?;
         let found = services(ctx)
             .messaging
-            .messages(viewer, self.0.conversation.id, &page)
+            .messages_in(&self.0, &page)
             .await
             .map_err(api_error)?;
         Ok(connection(found, MESSAGES, |m| m.id, MessageObject))

@@ -17,6 +17,7 @@ use nova_gateway::{
 use nova_gateway::{QueryLimits, QueryLimitsConfig};
 use nova_gateway::{RateLimitConfig, RateLimitExtension, RateLimits};
 use nova_graphql::{SchemaLimits, Services};
+use nova_messaging::{MessagingLimits, MessagingService, MessagingStore};
 use nova_notifications::{NotificationStore, NotificationsService};
 use nova_posts::PostStore;
 use nova_posts::PostsService;
@@ -95,9 +96,16 @@ fn services_over<S>(
     tokens: Arc<TokenService>,
     ids: Arc<IdGenerator>,
     revocation_check_ttl: Duration,
+    messaging: MessagingLimits,
 ) -> Services
 where
-    S: UserStore + SessionStore + GraphStore + PostStore + NotificationStore + 'static,
+    S: UserStore
+        + SessionStore
+        + GraphStore
+        + PostStore
+        + NotificationStore
+        + MessagingStore
+        + 'static,
 {
     let shared = Arc::new(store);
     let users = Arc::new(
@@ -120,16 +128,23 @@ where
         Arc::clone(&ids),
     ));
     let notifications = Arc::new(NotificationsService::new(
-        shared,
+        shared.clone(),
         Arc::clone(&users),
         Arc::clone(&graph),
+        Arc::clone(&ids),
+    ));
+    let messaging = Arc::new(MessagingService::new(
+        shared,
+        Arc::clone(&graph),
         ids,
+        messaging,
     ));
     Services {
         users,
         graph,
         posts,
         notifications,
+        messaging,
     }
 }
 
@@ -397,18 +412,23 @@ impl App {
             &signing_kid,
             keys,
         )?);
+        let messaging_limits = MessagingLimits {
+            max_group_members: settings.messaging.max_group_members,
+        };
         let services = match &store {
             Storage::Sqlite(sqlite) => services_over(
                 sqlite.clone(),
                 Arc::clone(&tokens),
                 ids,
                 revocation_check_ttl,
+                messaging_limits,
             ),
             Storage::Postgres(postgres) => services_over(
                 postgres.clone(),
                 Arc::clone(&tokens),
                 ids,
                 revocation_check_ttl,
+                messaging_limits,
             ),
         };
         let limits = SchemaLimits {

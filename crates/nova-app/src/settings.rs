@@ -55,6 +55,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub rate_limit: RateLimitSettings,
     pub events: EventsSettings,
+    pub messaging: MessagingSettings,
 }
 
 impl Default for Settings {
@@ -70,6 +71,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             rate_limit: RateLimitSettings::default(),
             events: EventsSettings::default(),
+            messaging: MessagingSettings::default(),
         }
     }
 }
@@ -385,6 +387,34 @@ impl Default for AuthSettings {
     }
 }
 
+/// Direct messages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessagingSettings {
+    /// Most members a conversation may have, its creator included (2–1000).
+    pub max_group_members: usize,
+}
+
+impl Default for MessagingSettings {
+    fn default() -> Self {
+        MessagingSettings {
+            max_group_members: 50,
+        }
+    }
+}
+
+impl MessagingSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(2..=1000).contains(&self.max_group_members) {
+            return Err(format!(
+                "messaging.max_group_members is {}; it must be between 2 and 1000",
+                self.max_group_members
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GraphqlSettings {
@@ -602,6 +632,7 @@ impl Settings {
         self.auth.validate(self.profile)?;
         self.rate_limit.validate()?;
         self.events.validate()?;
+        self.messaging.validate()?;
         if let Some(node_id) = self.node_id {
             if node_id > nova_core::id::MAX_NODE_ID {
                 return Err(format!(
@@ -674,6 +705,19 @@ mod tests {
 
         std::fs::write(&path, "node_id = 1023\n").expect("write");
         Settings::load(&path, true, &CliOverrides::default()).expect("largest node id");
+    }
+
+    #[test]
+    fn messaging_group_cap_is_validated_when_loading() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("nova.toml");
+        assert_eq!(Settings::default().messaging.max_group_members, 50);
+        std::fs::write(&path, "[messaging]\nmax_group_members = 3\n").expect("write");
+        let settings = Settings::load(&path, true, &CliOverrides::default()).expect("valid");
+        assert_eq!(settings.messaging.max_group_members, 3);
+        std::fs::write(&path, "[messaging]\nmax_group_members = 1\n").expect("write");
+        let error = Settings::load(&path, true, &CliOverrides::default()).expect_err("too small");
+        assert!(error.to_string().contains("max_group_members"), "{error}");
     }
 
     #[test]

@@ -57,7 +57,12 @@ fn core_depends_on_no_runtime_and_no_other_nova_crate() {
 
 #[test]
 fn domains_do_no_io_through_adapters() {
-    for domain in ["nova-users", "nova-posts", "nova-notifications"] {
+    for domain in [
+        "nova-users",
+        "nova-posts",
+        "nova-notifications",
+        "nova-messaging",
+    ] {
         for dep in dependencies(domain) {
             assert!(
                 ![

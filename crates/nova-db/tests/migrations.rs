@@ -10,8 +10,12 @@ use sqlx::Connection as _;
 
 const TABLES: &[&str] = &[
     "blocks",
+    "conversation_members",
+    "conversations",
     "follows",
     "likes",
+    "messages",
+    "messaging_settings",
     "mutes",
     "notification_actors",
     "notification_preferences",

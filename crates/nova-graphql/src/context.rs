@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use async_graphql::Context;
 use nova_core::Viewer;
+use nova_messaging::MessagingService;
 use nova_notifications::NotificationsService;
 use nova_posts::PostsService;
 use nova_users::{GraphService, UsersService};
@@ -17,6 +18,7 @@ pub struct Services {
     pub graph: Arc<GraphService>,
     pub posts: Arc<PostsService>,
     pub notifications: Arc<NotificationsService>,
+    pub messaging: Arc<MessagingService>,
 }
 
 /// The viewer of the current request, if it presented a valid access token.

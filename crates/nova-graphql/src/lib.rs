@@ -12,6 +12,7 @@ pub mod context;
 pub mod error;
 pub mod live;
 mod loaders;
+mod messaging;
 mod mutation;
 mod notifications;
 mod query;
@@ -26,12 +27,20 @@ pub use error::api_error;
 /// Every read operation.
 // One object per area, merged: each area (messaging, notifications, ...) adds its own here.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct QueryRoot(query::CoreQuery, notifications::NotificationsQuery);
+pub struct QueryRoot(
+    query::CoreQuery,
+    notifications::NotificationsQuery,
+    messaging::MessagingQuery,
+);
 
 /// Every write operation.
 // Merged like `QueryRoot`.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct MutationRoot(mutation::CoreMutation, notifications::NotificationsMutation);
+pub struct MutationRoot(
+    mutation::CoreMutation,
+    notifications::NotificationsMutation,
+    messaging::MessagingMutation,
+);
 
 pub use live::{LiveHub, LiveSettings};
 pub use subscription::SubscriptionRoot;

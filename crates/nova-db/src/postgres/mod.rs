@@ -6,6 +6,7 @@
 
 mod events;
 mod graph;
+mod messaging;
 mod notifications;
 #[cfg(test)]
 mod plans;

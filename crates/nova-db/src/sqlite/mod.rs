@@ -6,6 +6,7 @@
 
 mod events;
 mod graph;
+pub(crate) mod messaging;
 pub(crate) mod notifications;
 mod posts;
 mod users;

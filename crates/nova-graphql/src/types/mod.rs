@@ -2,6 +2,7 @@
 
 mod auth;
 pub(crate) mod connection;
+pub(crate) mod messaging;
 pub(crate) mod notification;
 mod post;
 mod user;

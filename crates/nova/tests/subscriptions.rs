@@ -371,3 +371,124 @@ async fn a_subscriber_that_stops_reading_loses_only_its_own_events_and_is_told_h
     assert!(pressures.contains("OVERFLOWED"), "{pressures:?}");
     api.app.stop().await.expect("stop");
 }
+
+const MESSAGES: &str = "subscription($c: ID) { messageUpdates(conversationId: $c) { kind conversationId messageId actorId missedEvents pressure } }";
+
+async fn subscribed_to(api: &Api, token: &str, query: &str, variables: Value) -> WsClient {
+    let mut ws = WsClient::connect(&api.url("")).await;
+    ws.init(token).await;
+    ws.subscribe("s", query, variables).await;
+    ws.send(json!({"type": "ping"})).await;
+    loop {
+        match ws.recv(SECS).await {
+            Some(Frame::Json(v)) if v["type"] == "pong" => return ws,
+            Some(Frame::Json(_)) => continue,
+            other => panic!("expected pong, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn message_updates_reach_the_members_of_the_conversation_only() {
+    let (api, _dir) = start_with(|_| {}).await;
+    let alice = api.register("alice").await;
+    let bob = api.register("bob").await;
+    let carol = api.register("carol").await;
+    let conversation = api
+        .ok(
+            Some(&alice.access_token),
+            "mutation($m: [ID!]!) { startConversation(memberIds: $m) { id } }",
+            json!({"m": [bob.id]}),
+        )
+        .await["startConversation"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mut bob_all = subscribed_to(&api, &bob.access_token, MESSAGES, json!({})).await;
+    let mut bob_one = subscribed_to(
+        &api,
+        &bob.access_token,
+        MESSAGES,
+        json!({"c": conversation}),
+    )
+    .await;
+    let mut bob_other = subscribed_to(&api, &bob.access_token, MESSAGES, json!({"c": "1"})).await;
+    let mut carol_ws = subscribed_to(&api, &carol.access_token, MESSAGES, json!({})).await;
+
+    let sent = api
+        .ok(
+            Some(&alice.access_token),
+            "mutation($c: ID!, $b: String!) { sendMessage(input: {conversationId: $c, body: $b}) { id } }",
+            json!({"c": conversation, "b": "hi bob"}),
+        )
+        .await["sendMessage"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    for ws in [&mut bob_all, &mut bob_one] {
+        let update = ws.next_of("s", SECS).await.expect("message update");
+        let update = &update["messageUpdates"];
+        assert_eq!(update["kind"], "SENT");
+        assert_eq!(update["conversationId"], conversation.as_str());
+        assert_eq!(update["messageId"], sent.as_str());
+        assert_eq!(update["actorId"], alice.id.as_str());
+    }
+    api.ok(
+        Some(&bob.access_token),
+        "mutation($c: ID!, $m: ID!) { markConversationRead(conversationId: $c, messageId: $m) { id } }",
+        json!({"c": conversation, "m": sent}),
+    )
+    .await;
+    let read = bob_all.next_of("s", SECS).await.expect("read update");
+    assert_eq!(read["messageUpdates"]["kind"], "READ");
+    assert_eq!(read["messageUpdates"]["actorId"], bob.id.as_str());
+    // Not a member, or listening to another conversation: nothing.
+    assert!(carol_ws
+        .next_of("s", Duration::from_millis(400))
+        .await
+        .is_none());
+    assert!(bob_other
+        .next_of("s", Duration::from_millis(100))
+        .await
+        .is_none());
+    api.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn notification_updates_reach_their_recipient() {
+    let (api, _dir) = start_with(|_| {}).await;
+    let alice = api.register("alice").await;
+    let bob = api.register("bob").await;
+    let query = "subscription { notificationUpdates { notificationId missedEvents pressure } }";
+    let mut alice_ws = subscribed_to(&api, &alice.access_token, query, json!({})).await;
+    let mut bob_ws = subscribed_to(&api, &bob.access_token, query, json!({})).await;
+    api.follow(&bob, &alice.id).await;
+    let update = alice_ws
+        .next_of("s", SECS)
+        .await
+        .expect("notification update");
+    let id = update["notificationUpdates"]["notificationId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let listed = api
+        .ok(
+            Some(&alice.access_token),
+            "query { notifications(first: 5) { edges { node { id type } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        listed["notifications"]["edges"][0]["node"]["id"],
+        id.as_str()
+    );
+    assert_eq!(
+        listed["notifications"]["edges"][0]["node"]["type"],
+        "FOLLOW"
+    );
+    assert!(bob_ws
+        .next_of("s", Duration::from_millis(400))
+        .await
+        .is_none());
+    api.app.stop().await.expect("stop");
+}

@@ -62,6 +62,7 @@ fn domains_do_no_io_through_adapters() {
         "nova-posts",
         "nova-notifications",
         "nova-messaging",
+        "nova-events",
     ] {
         for dep in dependencies(domain) {
             assert!(

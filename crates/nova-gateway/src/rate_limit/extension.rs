@@ -16,8 +16,10 @@ use nova_core::Code;
 
 use super::{operation_limited_message, LimitKind, CLIENT};
 
-/// Root mutation fields charged to the per-account write limit.
-pub const WRITE_MUTATIONS: [&str; 12] = [
+/// Root mutation fields charged to the per-account write limit. Sending, editing and deleting
+/// messages and moving read markers are chat traffic, bounded by the per-account request rate
+/// instead: an hourly budget sized for posting would cut a conversation short.
+pub const WRITE_MUTATIONS: [&str; 17] = [
     "createPost",
     "editPost",
     "deletePost",
@@ -30,6 +32,11 @@ pub const WRITE_MUTATIONS: [&str; 12] = [
     "mute",
     "unmute",
     "updateProfile",
+    "startConversation",
+    "addConversationMembers",
+    "leaveConversation",
+    "setMessagingPrivacy",
+    "updateNotificationPreferences",
 ];
 
 /// Longest login kept as a key; longer ones are cut (they fail validation anyway), so a client

@@ -2,6 +2,7 @@
 //! `FromRow` type per read model serves both.
 
 use nova_core::Id;
+use nova_events::{EventRecord, Topic};
 use nova_posts::model::{Post, Visibility};
 use nova_users::model::{Email, User, UserView, Username};
 use nova_users::store::SessionRecord;
@@ -113,4 +114,21 @@ pub(crate) fn is_unique_violation(error: &sqlx::Error, needle: &str) -> bool {
         }
         _ => false,
     }
+}
+
+/// An outbox row as both dialects select it: id, topic, key, payload, created_at.
+pub(crate) type OutboxRow = (i64, String, i64, Vec<u8>, i64);
+
+/// The outbox row as the relay hands it to a publisher.
+pub(crate) fn record_from_row(row: OutboxRow) -> anyhow::Result<EventRecord> {
+    let (id, topic, key, payload, created_at) = row;
+    let topic = Topic::from_name(&topic)
+        .ok_or_else(|| anyhow::anyhow!("outbox row {id} has unknown topic {topic}"))?;
+    Ok(EventRecord {
+        id: Id(id),
+        topic,
+        key: Id(key),
+        payload,
+        created_at,
+    })
 }

@@ -10,10 +10,11 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use nova_core::{now_millis, Id, UnixMillis};
-use nova_events::{Backlog, EventRecord, OutboxStore, ProcessedEvents, Publisher, Topic};
+use nova_events::{Backlog, EventRecord, OutboxStore, ProcessedEvents, Publisher};
 
 use super::PgStore;
 use crate::error::DbContext as _;
+use crate::rows::{record_from_row, OutboxRow};
 
 /// Writes an event to the outbox inside the caller's transaction.
 pub(crate) async fn write_event(
@@ -32,21 +33,6 @@ pub(crate) async fn write_event(
     .await
     .context("write outbox event")?;
     Ok(())
-}
-
-type OutboxRow = (i64, String, i64, Vec<u8>, i64);
-
-fn record_from_row(row: OutboxRow) -> anyhow::Result<EventRecord> {
-    let (id, topic, key, payload, created_at) = row;
-    let topic = Topic::from_name(&topic)
-        .ok_or_else(|| anyhow::anyhow!("outbox row {id} has unknown topic {topic}"))?;
-    Ok(EventRecord {
-        id: Id(id),
-        topic,
-        key: Id(key),
-        payload,
-        created_at,
-    })
 }
 
 /// The claimed rows that may go out now: for each key, the claimed rows that come before its
@@ -182,7 +168,7 @@ mod tests {
     fn rec(id: i64, key: i64) -> EventRecord {
         EventRecord {
             id: Id(id),
-            topic: Topic::Feed,
+            topic: nova_events::Topic::Feed,
             key: Id(key),
             payload: Vec::new(),
             created_at: 0,

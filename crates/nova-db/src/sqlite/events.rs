@@ -5,10 +5,11 @@
 
 use async_trait::async_trait;
 use nova_core::{now_millis, Id, UnixMillis};
-use nova_events::{Backlog, EventRecord, OutboxStore, ProcessedEvents, Publisher, Topic};
+use nova_events::{Backlog, EventRecord, OutboxStore, ProcessedEvents, Publisher};
 
 use super::SqliteStore;
 use crate::error::DbContext as _;
+use crate::rows::{record_from_row, OutboxRow};
 
 /// Writes an event to the outbox inside the caller's transaction.
 pub(crate) async fn write_event(
@@ -27,21 +28,6 @@ pub(crate) async fn write_event(
     .await
     .context("write outbox event")?;
     Ok(())
-}
-
-type OutboxRow = (i64, String, i64, Vec<u8>, i64);
-
-pub(crate) fn record_from_row(row: OutboxRow) -> anyhow::Result<EventRecord> {
-    let (id, topic, key, payload, created_at) = row;
-    let topic = Topic::from_name(&topic)
-        .ok_or_else(|| anyhow::anyhow!("outbox row {id} has unknown topic {topic}"))?;
-    Ok(EventRecord {
-        id: Id(id),
-        topic,
-        key: Id(key),
-        payload,
-        created_at,
-    })
 }
 
 #[async_trait]

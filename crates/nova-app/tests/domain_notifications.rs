@@ -259,3 +259,60 @@ async fn messages_notify_only_when_turned_on_and_only_once() {
     );
     assert!(h.notifications(bob).await.is_empty(), "never the sender");
 }
+
+/// F4, the storm: 40 likers' events go through the real consumer (its in-memory window bounded
+/// to 16 entries), then 10 % of them are replayed in reverse order, plus replays older than
+/// the window. No duplicate effect: the window absorbs the recent replays, the durable record
+/// the old ones; and the window never holds more than its bound.
+#[tokio::test]
+async fn a_duplicate_storm_beyond_the_dedup_window_has_no_second_effect() {
+    let h = Harness::new().await;
+    let alice = h.account("alice").await;
+    let post = h
+        .services()
+        .posts
+        .create_post(
+            alice,
+            nova_posts::CreatePostInput {
+                body: "storm",
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("post");
+    let mut events = Vec::new();
+    for i in 0..40 {
+        let liker = h.account(&format!("liker{i}")).await;
+        events.push(h.liked(2_000_000 + i, post.id, alice, liker));
+    }
+    let consumer = nova_bus::Consumer::new(
+        Arc::new(h.handler()),
+        nova_bus::DedupSettings {
+            max_entries: 16,
+            ttl: std::time::Duration::from_secs(3600),
+        },
+    );
+    for event in &events {
+        assert_eq!(
+            consumer.deliver(event).await.expect("deliver"),
+            nova_bus::Delivery::Processed
+        );
+    }
+    // 10 % replayed, reordered: the last four (inside the window) and the first four (long
+    // evicted from it), newest first.
+    let replays: Vec<&Envelope> = events[36..].iter().chain(&events[..4]).rev().collect();
+    for event in replays {
+        assert_eq!(
+            consumer.deliver(event).await.expect("replay"),
+            nova_bus::Delivery::Deduplicated
+        );
+    }
+    assert!(
+        consumer.window_len() <= 16,
+        "window {}",
+        consumer.window_len()
+    );
+    let listed = h.notifications(alice).await;
+    assert_eq!(listed.len(), 1, "one LIKE group");
+    assert_eq!(listed[0].actor_count, 40, "each like counted once");
+}

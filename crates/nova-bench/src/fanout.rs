@@ -222,11 +222,14 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
     let cpu_before = args.server_pid.and_then(cpu_seconds);
     let started = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / args.rate.max(0.001));
+    let mut mutation =
+        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).context("histogram")?;
     for i in 0..args.posts {
         tokio::time::sleep_until(tokio::time::Instant::from_std(
             started + interval * i as u32,
         ))
         .await;
+        let sent = Instant::now();
         gql(
             &http,
             &url,
@@ -235,6 +238,8 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
             json!({"b": format!("t={}", now_micros())}),
         )
         .await?;
+        let took = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let _ = mutation.record(took.max(1));
     }
     let mut delivered = 0usize;
     for reader in readers {
@@ -262,6 +267,8 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
         "p90_ms": ms(0.9),
         "p99_ms": ms(0.99),
         "max_ms": h.max() as f64 / 1000.0,
+        "create_post_p50_ms": mutation.value_at_quantile(0.5) as f64 / 1000.0,
+        "create_post_p99_ms": mutation.value_at_quantile(0.99) as f64 / 1000.0,
         "server_cpu_seconds": cpu,
         "server_cores_used": cpu.map(|c| c / elapsed),
         "elapsed_s": elapsed,

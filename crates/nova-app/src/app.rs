@@ -475,6 +475,15 @@ impl App {
             ))),
             live,
         ];
+        if matches!(store, Storage::Postgres(_))
+            && settings.events.bus == crate::settings::BusKind::InProcess
+        {
+            // Every node's relay drains the shared outbox into its own process: with several
+            // nodes, live subscribers and caches on the others would miss those events.
+            tracing::warn!(
+                "events.bus = \"in_process\" on Postgres: fine for one node; several nodes need events.bus = \"kafka\""
+            );
+        }
         let events = crate::events::build(&settings.events, &store, handlers, node_id)?;
         Ok(App {
             router: nova_gateway::router(state),

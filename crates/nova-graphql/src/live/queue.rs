@@ -67,6 +67,8 @@ impl<T> QueueSender<T> {
         match self.tx.try_send(item) {
             Ok(()) => {
                 let len = self.capacity - self.tx.capacity();
+                metrics::histogram!("subscription_queue_fill_ratio", "kind" => self.kind)
+                    .record(len as f64 / self.capacity.max(1) as f64);
                 let level = QueuePressure::of(len, self.capacity);
                 if level != QueuePressure::Normal {
                     metrics::counter!("subscription_queue_pressure_total", "kind" => self.kind, "level" => level.label()).increment(1);

@@ -33,6 +33,10 @@ impl TestApp {
             settings.db.kind = Some(crate::settings::DbKind::Postgres);
             settings.db.url = Some(crate::settings::Secret::from(url));
             settings.db.create_if_missing = true;
+            // Suites fire bursts of concurrent requests while the relay and the event
+            // consumers use connections of their own: a pool a little larger than the default
+            // keeps the pool gate (tested on its own) out of tests about something else.
+            settings.db.max_connections = 16;
         }
         settings.http.listen = "127.0.0.1:0".into();
         settings.auth.argon2_memory_kib = 1024;

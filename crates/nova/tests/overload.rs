@@ -13,6 +13,12 @@ use sqlx::Connection as _;
 
 #[tokio::test]
 async fn concurrent_writers_all_succeed_without_database_is_locked() {
+    if std::env::var("TEST_DATABASE").ok().as_deref() == Some("postgres") {
+        // On Postgres a burst far above the pool is shed by design (the pool gate, tested
+        // below); this test is about SQLite's single writer queueing instead of failing.
+        eprintln!("skipping: SQLite only (on Postgres the burst is the shedding test's subject)");
+        return;
+    }
     let api = common::Api::start().await;
     let alice = api.register("alice").await;
     let mut tasks = Vec::new();

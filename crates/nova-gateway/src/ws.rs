@@ -61,27 +61,30 @@ fn token_expiry(token: &str) -> Option<i64> {
         .as_i64()
 }
 
-fn bearer_from_header(headers: &HeaderMap) -> Option<String> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+/// The token of a `Bearer <token>` credential.
+fn strip_bearer(value: &str) -> Option<String> {
     value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .map(|t| t.trim().to_owned())
 }
 
+fn bearer_from_header(headers: &HeaderMap) -> Option<String> {
+    strip_bearer(
+        headers
+            .get(axum::http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?,
+    )
+}
+
+/// `{"token": "<token>"}` or `{"authorization": "Bearer <token>"}`.
 fn bearer_from_payload(payload: &serde_json::Value) -> Option<String> {
     let field = |name: &str| payload.get(name).and_then(|v| v.as_str());
     if let Some(token) = field("token") {
         return Some(token.trim().to_owned());
     }
-    let value = field("authorization").or_else(|| field("Authorization"))?;
-    value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .map(|t| t.trim().to_owned())
+    strip_bearer(field("authorization").or_else(|| field("Authorization"))?)
 }
 
 fn now_secs() -> i64 {

@@ -63,15 +63,30 @@ pub struct NotificationUpdate {
     pressure: QueuePressure,
 }
 
-fn hub<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Arc<LiveHub>> {
-    ctx.data::<Arc<LiveHub>>()
-}
-
-fn stream(sub: LiveSubscription) -> impl Stream<Item = Received<LiveEvent>> {
-    futures::stream::unfold(sub, |mut sub| async move {
+/// Registers the viewer's subscription with this node's hub and turns its queue into a stream
+/// of updates: `on_event` maps the events this subscription shows, `on_missed` builds the
+/// missed-events marker.
+fn updates<T: Send + 'static>(
+    ctx: &Context<'_>,
+    filter: Filter,
+    on_event: impl Fn(LiveEvent, QueuePressure) -> Option<T> + Send + 'static,
+    on_missed: impl Fn(u64) -> T + Send + 'static,
+) -> async_graphql::Result<impl Stream<Item = T>> {
+    let viewer = viewer(ctx)?;
+    let sub = ctx
+        .data::<Arc<LiveHub>>()?
+        .subscribe(viewer.user_id, filter)
+        .map_err(api_error)?;
+    let received = futures::stream::unfold(sub, |mut sub: LiveSubscription| async move {
         let item = sub.next().await?;
         Some((item, sub))
-    })
+    });
+    Ok(futures::StreamExt::filter_map(received, move |item| {
+        futures::future::ready(match item {
+            Received::Event(event, pressure) => on_event(event, pressure),
+            Received::Missed(n) => Some(on_missed(n)),
+        })
+    }))
 }
 
 #[derive(Default)]
@@ -85,30 +100,23 @@ impl SubscriptionRoot {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<impl Stream<Item = HomeFeedUpdate>> {
-        let viewer = viewer(ctx)?;
-        let sub = hub(ctx)?
-            .subscribe(viewer.user_id, Filter::HomeFeed)
-            .map_err(api_error)?;
-        Ok(futures::StreamExt::filter_map(
-            stream(sub),
-            |item| async move {
-                match item {
-                    Received::Event(LiveEvent::Post { post, .. }, pressure) => {
-                        Some(HomeFeedUpdate {
-                            post: Some(PostObject(*post)),
-                            missed_events: 0,
-                            pressure,
-                        })
-                    }
-                    Received::Missed(n) => Some(HomeFeedUpdate {
-                        post: None,
-                        missed_events: n,
-                        pressure: QueuePressure::Overflowed,
-                    }),
-                    Received::Event(..) => None,
-                }
+        updates(
+            ctx,
+            Filter::HomeFeed,
+            |event, pressure| match event {
+                LiveEvent::Post { post, .. } => Some(HomeFeedUpdate {
+                    post: Some(PostObject(*post)),
+                    missed_events: 0,
+                    pressure,
+                }),
+                _ => None,
             },
-        ))
+            |n| HomeFeedUpdate {
+                post: None,
+                missed_events: n,
+                pressure: QueuePressure::Overflowed,
+            },
+        )
     }
 
     /// Messages sent, edited or deleted, read markers and member changes in the signed-in
@@ -118,49 +126,41 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         conversation_id: Option<ID>,
     ) -> async_graphql::Result<impl Stream<Item = MessageUpdate>> {
-        let viewer = viewer(ctx)?;
         let only = conversation_id
             .map(|id| {
                 nova_core::Id::parse(&id)
                     .ok_or_else(|| crate::error::invalid("conversationId is not a valid id"))
             })
             .transpose()?;
-        let sub = hub(ctx)?
-            .subscribe(viewer.user_id, Filter::Messages(only))
-            .map_err(api_error)?;
-        Ok(futures::StreamExt::filter_map(
-            stream(sub),
-            |item| async move {
-                match item {
-                    Received::Event(
-                        LiveEvent::Message {
-                            kind,
-                            conversation_id,
-                            message_id,
-                            actor_id,
-                            ..
-                        },
-                        pressure,
-                    ) => Some(MessageUpdate {
-                        kind: Some(kind),
-                        conversation_id: Some(ID(conversation_id.to_string())),
-                        message_id: message_id.map(|m| ID(m.to_string())),
-                        actor_id: Some(ID(actor_id.to_string())),
-                        missed_events: 0,
-                        pressure,
-                    }),
-                    Received::Missed(n) => Some(MessageUpdate {
-                        kind: None,
-                        conversation_id: None,
-                        message_id: None,
-                        actor_id: None,
-                        missed_events: n,
-                        pressure: QueuePressure::Overflowed,
-                    }),
-                    Received::Event(..) => None,
-                }
+        updates(
+            ctx,
+            Filter::Messages(only),
+            |event, pressure| match event {
+                LiveEvent::Message {
+                    kind,
+                    conversation_id,
+                    message_id,
+                    actor_id,
+                    ..
+                } => Some(MessageUpdate {
+                    kind: Some(kind),
+                    conversation_id: Some(ID(conversation_id.to_string())),
+                    message_id: message_id.map(|m| ID(m.to_string())),
+                    actor_id: Some(ID(actor_id.to_string())),
+                    missed_events: 0,
+                    pressure,
+                }),
+                _ => None,
             },
-        ))
+            |n| MessageUpdate {
+                kind: None,
+                conversation_id: None,
+                message_id: None,
+                actor_id: None,
+                missed_events: n,
+                pressure: QueuePressure::Overflowed,
+            },
+        )
     }
 
     /// The signed-in account's notifications as they are created or grow.
@@ -168,32 +168,24 @@ impl SubscriptionRoot {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<impl Stream<Item = NotificationUpdate>> {
-        let viewer = viewer(ctx)?;
-        let sub = hub(ctx)?
-            .subscribe(viewer.user_id, Filter::Notifications)
-            .map_err(api_error)?;
-        Ok(futures::StreamExt::filter_map(
-            stream(sub),
-            |item| async move {
-                match item {
-                    Received::Event(
-                        LiveEvent::Notification {
-                            notification_id, ..
-                        },
-                        pressure,
-                    ) => Some(NotificationUpdate {
-                        notification_id: Some(ID(notification_id.to_string())),
-                        missed_events: 0,
-                        pressure,
-                    }),
-                    Received::Missed(n) => Some(NotificationUpdate {
-                        notification_id: None,
-                        missed_events: n,
-                        pressure: QueuePressure::Overflowed,
-                    }),
-                    Received::Event(..) => None,
-                }
+        updates(
+            ctx,
+            Filter::Notifications,
+            |event, pressure| match event {
+                LiveEvent::Notification {
+                    notification_id, ..
+                } => Some(NotificationUpdate {
+                    notification_id: Some(ID(notification_id.to_string())),
+                    missed_events: 0,
+                    pressure,
+                }),
+                _ => None,
             },
-        ))
+            |n| NotificationUpdate {
+                notification_id: None,
+                missed_events: n,
+                pressure: QueuePressure::Overflowed,
+            },
+        )
     }
 }

@@ -49,10 +49,7 @@ async fn metric(http: &reqwest::Client, node: &Node, name: &str) -> f64 {
         .text()
         .await
         .expect("text");
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    common::metric_sum(&text, name)
 }
 
 /// Waits until the node's relay has published everything (the backlog gauge is refreshed

@@ -322,11 +322,7 @@ async fn a_subscriber_that_stops_reading_loses_only_its_own_events_and_is_told_h
         .text()
         .await
         .expect("text");
-    let dropped: f64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("subscription_events_dropped_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let dropped = common::metric_sum(&metrics, "subscription_events_dropped_total");
     assert!(
         dropped > 0.0,
         "the slow subscriber's queue overflowed:\n{metrics}"

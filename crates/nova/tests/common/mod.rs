@@ -128,3 +128,13 @@ impl Api {
         .await;
     }
 }
+
+/// The sum of every sample of Prometheus metric lines starting with `prefix` (a name, or a name
+/// with its label set) in a `/metrics` text.
+pub fn metric_sum(metrics: &str, prefix: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

@@ -204,8 +204,19 @@ async fn a_socket_closes_when_its_token_expires_unless_the_client_refreshed_it()
     assert_eq!(code, 4403, "{reason}");
     assert!(reason.contains("expired"), "{reason}");
 
-    // Past the first token's expiry the refreshed socket still delivers.
-    let id = post_as(&api, &alice.access_token, "still there?", "PUBLIC").await;
+    // Past the first token's expiry the refreshed socket still delivers. Alice's own 3 s token
+    // has expired by now too: she refreshes it before posting.
+    let alice_token = api
+        .ok(
+            None,
+            "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken } }",
+            json!({"t": alice.refresh_token}),
+        )
+        .await["refreshSession"]["accessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let id = post_as(&api, &alice_token, "still there?", "PUBLIC").await;
     let item = fresh
         .next_of("feed", SECS)
         .await

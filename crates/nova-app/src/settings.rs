@@ -56,6 +56,7 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     pub events: EventsSettings,
     pub messaging: MessagingSettings,
+    pub runtime: RuntimeSettings,
 }
 
 impl Default for Settings {
@@ -72,6 +73,29 @@ impl Default for Settings {
             rate_limit: RateLimitSettings::default(),
             events: EventsSettings::default(),
             messaging: MessagingSettings::default(),
+            runtime: RuntimeSettings::default(),
+        }
+    }
+}
+
+/// The async runtime the process runs on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeSettings {
+    /// Threads running requests and background tasks; 0 means one per CPU core.
+    pub worker_threads: usize,
+    /// Most threads kept for blocking work (password hashing, file I/O).
+    pub max_blocking_threads: usize,
+    /// How long an idle blocking thread is kept before it exits.
+    pub blocking_keep_alive_ms: u64,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        RuntimeSettings {
+            worker_threads: 0,
+            max_blocking_threads: 64,
+            blocking_keep_alive_ms: 10_000,
         }
     }
 }

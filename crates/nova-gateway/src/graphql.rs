@@ -16,7 +16,7 @@ use tracing::Instrument as _;
 
 use crate::cost::{ClientAddr, CostTicket, PersistedQuery};
 use crate::ops::OperationInfo;
-use crate::{AuthFailure, GatewayState};
+use crate::{AuthFailure, GatewayState, SharedState};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const APPLICATION_JSON: &str = "application/json";
@@ -126,7 +126,7 @@ fn is_json_content_type(headers: &HeaderMap) -> bool {
 }
 
 pub(crate) async fn post_graphql(
-    State(state): State<GatewayState>,
+    State(state): State<SharedState>,
     client: ClientAddr,
     headers: HeaderMap,
     body: Body,
@@ -177,7 +177,7 @@ pub(crate) async fn post_graphql(
 }
 
 pub(crate) async fn get_graphql(
-    State(state): State<GatewayState>,
+    State(state): State<SharedState>,
     client: ClientAddr,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
@@ -322,7 +322,7 @@ fn sort_errors(errors: &mut [Value], request_id: &str) {
 }
 
 async fn execute(
-    state: GatewayState,
+    state: SharedState,
     client: ClientAddr,
     headers: HeaderMap,
     params: Params,

@@ -79,8 +79,13 @@ pub struct GatewayState {
     pub rate_limits: Arc<RateLimits>,
 }
 
+/// The state every handler shares: behind one `Arc`, so that extracting it per request is one
+/// reference count, not one per field.
+pub(crate) type SharedState = Arc<GatewayState>;
+
 /// The whole HTTP surface of a node.
 pub fn router(state: GatewayState) -> Router {
+    let state: SharedState = Arc::new(state);
     Router::new()
         .route(
             "/graphql",
@@ -100,14 +105,14 @@ pub fn router(state: GatewayState) -> Router {
 /// `GET /graphql`: a WebSocket upgrade for subscriptions, otherwise a query over GET (or
 /// GraphiQL for a browser).
 async fn get_graphql_or_ws(
-    State(state): State<GatewayState>,
+    State(state): State<SharedState>,
     request: axum::extract::Request,
 ) -> Response {
     if !ws::is_upgrade(request.headers()) {
         return axum::handler::Handler::call(graphql::get_graphql, request, state).await;
     }
     let (mut parts, _body) = request.into_parts();
-    match <axum::extract::ws::WebSocketUpgrade as axum::extract::FromRequestParts<GatewayState>>::from_request_parts(&mut parts, &state).await {
+    match <axum::extract::ws::WebSocketUpgrade as axum::extract::FromRequestParts<SharedState>>::from_request_parts(&mut parts, &state).await {
         Ok(upgrade) => ws::upgrade(state, parts.headers, upgrade),
         Err(rejection) => rejection.into_response(),
     }
@@ -117,7 +122,7 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn readyz(State(state): State<GatewayState>) -> Response {
+async fn readyz(State(state): State<SharedState>) -> Response {
     match state.readiness.check().await {
         Ok(()) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
         Err(error) => {
@@ -131,7 +136,7 @@ async fn readyz(State(state): State<GatewayState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<GatewayState>) -> Response {
+async fn metrics(State(state): State<SharedState>) -> Response {
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -29,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
 use nova_core::Code;
 
-use crate::GatewayState;
+use crate::SharedState;
 use local::LocalLimiter;
 use shared::SharedLimiter;
 
@@ -396,7 +396,7 @@ fn unknown_peer() -> IpAddr {
 /// The whole-request limits, around `/graphql`: per client address, then per account for a
 /// request with a valid bearer token. Sets the context the operation-level limits read.
 pub(crate) async fn middleware(
-    State(state): State<GatewayState>,
+    State(state): State<SharedState>,
     request: Request,
     next: Next,
 ) -> Response {

@@ -28,7 +28,7 @@ use base64::Engine as _;
 use futures::{SinkExt as _, StreamExt as _};
 use nova_core::Viewer;
 
-use crate::GatewayState;
+use crate::SharedState;
 
 /// How long a client may take to send `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -100,7 +100,7 @@ struct Session {
     auth_refused: AtomicBool,
 }
 
-pub(crate) fn upgrade(state: GatewayState, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+pub(crate) fn upgrade(state: SharedState, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     let requested = headers
         .get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())
@@ -132,7 +132,7 @@ pub(crate) fn upgrade(state: GatewayState, headers: HeaderMap, ws: WebSocketUpgr
 }
 
 async fn serve(
-    state: GatewayState,
+    state: SharedState,
     socket: WebSocket,
     protocol: WebSocketProtocols,
     header_token: Option<String>,

@@ -108,6 +108,54 @@ impl Loaders {
     }
 }
 
+/// What a page of posts will ask of its nodes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PostRelations {
+    pub author: bool,
+    pub stats: bool,
+}
+
+impl Loaders {
+    /// Loads the authors and counters a page of posts will ask for, one batch each and both at
+    /// once, and primes the loaders with them, so each node's `author` and `likeCount` are
+    /// cache hits. The page already knows every key: letting the loaders collect them instead
+    /// costs a timer and a spawned task per batch, and a millisecond of latency.
+    pub async fn prime_posts(
+        &self,
+        posts: &[nova_posts::Post],
+        wants: PostRelations,
+    ) -> async_graphql::Result<()> {
+        if posts.is_empty() {
+            return Ok(());
+        }
+        let authors = async {
+            if !wants.author {
+                return Ok(HashMap::new());
+            }
+            let mut ids: Vec<Id> = posts.iter().map(|p| p.author_id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            self.users.loader().load(&ids).await
+        };
+        let stats = async {
+            if !wants.stats {
+                return Ok(HashMap::new());
+            }
+            let ids: Vec<Id> = posts.iter().map(|p| p.id).collect();
+            let mut found = self.stats.loader().load(&ids).await?;
+            // A post without a counters row reads as zero counts, as `PostObject::stats` does.
+            for id in ids {
+                found.entry(id).or_default();
+            }
+            Ok(found)
+        };
+        let (authors, stats) = futures::try_join!(authors, stats)?;
+        self.users.feed_many(authors).await;
+        self.stats.feed_many(stats).await;
+        Ok(())
+    }
+}
+
 pub(crate) fn loaders<'a>(ctx: &async_graphql::Context<'a>) -> async_graphql::Result<&'a Loaders> {
     ctx.data::<Loaders>()
 }

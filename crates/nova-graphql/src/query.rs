@@ -83,6 +83,6 @@ impl CoreQuery {
             .home_feed(viewer, &page)
             .await
             .map_err(api_error)?;
-        Ok(post_connection(found, "feed"))
+        post_connection(ctx, found, "feed").await
     }
 }

@@ -1,6 +1,7 @@
 //! Relay connections over keyset pages.
 
 use async_graphql::connection::{Connection, Edge};
+use async_graphql::Context;
 use nova_core::{Cursor, Page, PageRequest};
 use nova_posts::Post;
 
@@ -36,6 +37,22 @@ where
     connection
 }
 
-pub(crate) fn post_connection(page: Page<Post>, kind: &str) -> PostConnection {
-    connection(page, kind, |p| p.id, PostObject)
+/// The connection of a page of posts, with the request's loaders primed for what the selection
+/// asks of its nodes (authors, counters): see [`crate::loaders::Loaders::prime_posts`].
+pub(crate) async fn post_connection(
+    ctx: &Context<'_>,
+    page: Page<Post>,
+    kind: &str,
+) -> async_graphql::Result<PostConnection> {
+    let node = ctx.look_ahead().field("edges").field("node");
+    let wants = crate::loaders::PostRelations {
+        author: node.field("author").exists(),
+        stats: ["likeCount", "replyCount", "viewerHasLiked"]
+            .iter()
+            .any(|field| node.field(field).exists()),
+    };
+    crate::loaders::loaders(ctx)?
+        .prime_posts(&page.items, wants)
+        .await?;
+    Ok(connection(page, kind, |p| p.id, PostObject))
 }

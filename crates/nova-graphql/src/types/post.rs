@@ -144,7 +144,7 @@ impl PostObject {
             .replies(self.0.id, maybe_viewer(ctx), &page)
             .await
             .map_err(api_error)?;
-        Ok(post_connection(found, "replies"))
+        post_connection(ctx, found, "replies").await
     }
 
     /// Earlier bodies of this post, most recent first.

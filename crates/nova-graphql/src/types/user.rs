@@ -161,6 +161,6 @@ impl UserObject {
             .author_posts(self.id_value(), maybe_viewer(ctx), &page)
             .await
             .map_err(api_error)?;
-        Ok(post_connection(found, "author"))
+        post_connection(ctx, found, "author").await
     }
 }

@@ -11,11 +11,9 @@ use anyhow::Context as _;
 use futures_lite::FutureExt as _;
 use nova_core::{IdGenerator, Viewer};
 use nova_db::{PgStore, PostgresSettings, SqliteSettings, SqliteStore, Synchronous};
-use nova_gateway::{
-    AuthFailure, Authenticator, GatewayConfig, GatewayState, OperationTracker, Readiness,
-};
+use nova_gateway::{AuthFailure, Authenticator, GatewayConfig, GatewayState, Readiness};
 use nova_gateway::{QueryLimits, QueryLimitsConfig};
-use nova_gateway::{RateLimitConfig, RateLimitExtension, RateLimits};
+use nova_gateway::{RateLimitConfig, RateLimits};
 use nova_graphql::{SchemaLimits, Services};
 use nova_messaging::{MessagingLimits, MessagingService, MessagingStore};
 use nova_notifications::{NotificationStore, NotificationsService};
@@ -446,12 +444,11 @@ impl App {
             Arc::clone(&services.graph),
             Arc::clone(&services.posts),
         );
-        let schema = nova_graphql::build_schema(services.clone(), limits, |b| {
-            b.data(Arc::clone(&live))
-                .extension(OperationTracker)
-                .extension(RateLimitExtension)
-                .extension(query_limits.extension())
-        });
+        // No executor extensions: the edge admits each document before it runs (see
+        // nova_gateway's admission), so no hook runs per field.
+        let schema =
+            nova_graphql::build_schema(services.clone(), limits, |b| b.data(Arc::clone(&live)));
+        let schema_types = Arc::new(nova_gateway::cost::SchemaTypes::from_sdl(&schema.sdl())?);
         let state = GatewayState {
             schema,
             services: services.clone(),
@@ -464,6 +461,7 @@ impl App {
             },
             rate_limits,
             query_limits,
+            schema_types,
         };
         // Consumers of domain events (notifications, live subscriptions) register here.
         let handlers: Vec<Arc<dyn nova_events::EventHandler>> = vec![

@@ -15,7 +15,6 @@ use serde_json::{json, Map, Value};
 use tracing::Instrument as _;
 
 use crate::cost::{ClientAddr, CostTicket, PersistedQuery};
-use crate::ops::OperationInfo;
 use crate::{AuthFailure, GatewayState, SharedState};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -371,61 +370,64 @@ async fn execute(
             return response;
         }
     };
-    let info = Arc::new(OperationInfo {
-        operation_name: params.operation_name.clone(),
-        via_get,
-        ..Default::default()
-    });
     let limits = &state.query_limits;
-    let ticket = Arc::new(CostTicket::new(
-        params.operation_name.clone(),
+    let ticket = CostTicket::new(
         crate::cost::budget_key(viewer.as_ref(), &client),
         limits.budget.clone(),
-    ));
-    let mut request = async_graphql::Request::new(query.as_str())
-        .data(Arc::clone(&info))
-        .data(Arc::clone(&ticket));
+    );
+    let mut request = async_graphql::Request::new(query.as_str());
     if let Some(name) = &params.operation_name {
         request = request.operation_name(name);
     }
     if let Some(variables) = params.variables {
         request = request.variables(async_graphql::Variables::from_json(variables));
     }
-    let request = nova_graphql::prepare_request(request, &state.services, viewer);
-    let span = tracing::info_span!("graphql", request_id = %request_id);
-    let executed =
-        tokio::time::timeout(state.config.request_timeout, state.schema.execute(request))
-            .instrument(span)
-            .await;
-    let Ok(response) = executed else {
-        record(
-            &request_id,
-            params.operation_name.as_deref(),
-            info.kind(),
-            "UNAVAILABLE",
-            503,
-            started,
-        );
-        return request_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            media,
-            Code::Unavailable,
-            "the request took too long and was cancelled",
-        );
+    let inspection = crate::admission::admit(&state, &mut request, Some(&ticket), via_get);
+    let kind = inspection.kind;
+    let response = match inspection.refusal {
+        Some(refusal) => async_graphql::Response::from_errors(vec![refusal]),
+        None => {
+            let mut request = nova_graphql::prepare_request(request, &state.services, viewer);
+            if let Ok(client) = crate::rate_limit::CLIENT.try_with(Clone::clone) {
+                request = request.data(nova_graphql::RequestLimits(Arc::new(client)));
+            }
+            let span = tracing::info_span!("graphql", request_id = %request_id);
+            let executed =
+                tokio::time::timeout(state.config.request_timeout, state.schema.execute(request))
+                    .instrument(span)
+                    .await;
+            let Ok(response) = executed else {
+                record(
+                    &request_id,
+                    params.operation_name.as_deref(),
+                    kind,
+                    "UNAVAILABLE",
+                    503,
+                    started,
+                );
+                return request_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    media,
+                    Code::Unavailable,
+                    "the request took too long and was cancelled",
+                );
+            };
+            response
+        }
     };
     let max_cost = limits.config.caps.max_cost;
     if let Some(budget_state) = ticket.throttled() {
         record(
             &request_id,
             params.operation_name.as_deref(),
-            info.kind(),
+            kind,
             "RATE_LIMITED",
             429,
             started,
         );
         return throttled_response(&response, &ticket, &budget_state, media, max_cost);
     }
-    if info.mutation_over_get() {
+    if inspection.mutation_over_get {
         ticket.settle(None, max_cost);
         record(
             &request_id,
@@ -486,7 +488,7 @@ async fn execute(
     record(
         &request_id,
         params.operation_name.as_deref(),
-        info.kind(),
+        kind,
         &outcome,
         status.as_u16(),
         started,

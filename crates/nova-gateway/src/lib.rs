@@ -6,6 +6,7 @@
 //! - no client mistake produces a 500: malformed requests get 4xx with a GraphQL-shaped body;
 //! - one log line per GraphQL request, without query text, variables, tokens or emails.
 
+mod admission;
 pub mod cost;
 mod graphql;
 mod ops;
@@ -13,8 +14,7 @@ pub mod rate_limit;
 mod ws;
 
 pub use cost::{QueryLimits, QueryLimitsConfig};
-pub use ops::OperationTracker;
-pub use rate_limit::{RateLimitConfig, RateLimitExtension, RateLimits};
+pub use rate_limit::{RateLimitConfig, RateLimits};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,6 +75,8 @@ pub struct GatewayState {
     pub config: GatewayConfig,
     /// Query limits: caps, cost budgets, persisted queries (see [`cost`]).
     pub query_limits: QueryLimits,
+    /// The schema's types as the query limits read them (from `schema.sdl()`).
+    pub schema_types: Arc<cost::SchemaTypes>,
     /// Rate limits: `/graphql` requests pass them first (see [`rate_limit`]).
     pub rate_limits: Arc<RateLimits>,
 }

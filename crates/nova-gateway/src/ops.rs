@@ -1,11 +1,8 @@
-//! An async-graphql extension that records which kind of operation a request runs (for metrics
-//! and logs), refuses mutations sent over GET, mutations with more root fields than
-//! [`MAX_MUTATION_ROOT_FIELDS`] and requests that leave a required variable without a value,
-//! using the parse the executor does anyway.
+//! What kind of operation a request runs (for metrics and logs), and the refusals that follow
+//! from the operation itself: mutations sent over GET, mutations with more root fields than
+//! [`MAX_MUTATION_ROOT_FIELDS`] and requests that leave a required variable without a value.
+//! Checked on the document the handler parses once, before the executor runs.
 
-use std::sync::{Arc, Mutex};
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use std::collections::HashSet;
 
 use async_graphql::parser::types::{
@@ -14,34 +11,47 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Positioned, ServerError, ServerResult, Value, Variables};
 
-/// Per-request slot the handler reads after execution.
-#[derive(Debug, Default)]
-pub struct OperationInfo {
-    pub operation_name: Option<String>,
-    pub via_get: bool,
-    pub kind: Mutex<Option<&'static str>>,
-    pub mutation_over_get: Mutex<bool>,
+/// What the handler learns about the operation a request selected.
+#[derive(Debug)]
+pub struct Inspection {
+    /// `query`, `mutation`, `subscription`, or `unknown` when no operation matches.
+    pub kind: &'static str,
+    /// A mutation sent over GET: refused with 405.
+    pub mutation_over_get: bool,
+    /// Why the operation is refused before it runs, if it is.
+    pub refusal: Option<ServerError>,
 }
 
-impl OperationInfo {
-    pub fn kind(&self) -> &'static str {
-        self.kind.lock().ok().and_then(|k| *k).unwrap_or("unknown")
+/// Inspects the operation `doc` selects by `operation_name`.
+pub fn inspect(
+    doc: &ExecutableDocument,
+    operation_name: Option<&str>,
+    variables: &Variables,
+    via_get: bool,
+) -> Inspection {
+    let operation = selected(doc, operation_name);
+    let ty = operation.map(|op| op.node.ty);
+    let kind = match ty {
+        Some(OperationType::Query) => "query",
+        Some(OperationType::Mutation) => "mutation",
+        Some(OperationType::Subscription) => "subscription",
+        None => "unknown",
+    };
+    let mut inspection = Inspection {
+        kind,
+        mutation_over_get: false,
+        refusal: None,
+    };
+    if via_get && ty == Some(OperationType::Mutation) {
+        inspection.mutation_over_get = true;
+        inspection.refusal = Some(ServerError::new("mutations must be sent with POST", None));
+    } else if let Some(operation) = operation {
+        inspection.refusal = check_mutation_size(doc, operation)
+            .and_then(|()| check_required_variables(operation, variables))
+            .err();
     }
-
-    pub fn mutation_over_get(&self) -> bool {
-        self.mutation_over_get.lock().map(|v| *v).unwrap_or(false)
-    }
+    inspection
 }
-
-pub struct OperationTracker;
-
-impl ExtensionFactory for OperationTracker {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(OperationTrackerExtension)
-    }
-}
-
-struct OperationTrackerExtension;
 
 fn selected<'a>(
     doc: &'a ExecutableDocument,
@@ -141,43 +151,6 @@ fn check_required_variables(
         }
     }
     Ok(())
-}
-
-#[async_trait::async_trait]
-impl Extension for OperationTrackerExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await?;
-        if let Some(info) = ctx.data_opt::<Arc<OperationInfo>>() {
-            let operation = selected(&doc, info.operation_name.as_deref());
-            let ty = operation.map(|op| op.node.ty);
-            let kind = match ty {
-                Some(OperationType::Query) => "query",
-                Some(OperationType::Mutation) => "mutation",
-                Some(OperationType::Subscription) => "subscription",
-                None => "unknown",
-            };
-            if let Ok(mut slot) = info.kind.lock() {
-                *slot = Some(kind);
-            }
-            if info.via_get && ty == Some(OperationType::Mutation) {
-                if let Ok(mut flag) = info.mutation_over_get.lock() {
-                    *flag = true;
-                }
-                return Err(ServerError::new("mutations must be sent with POST", None));
-            }
-            if let Some(operation) = operation {
-                check_mutation_size(&doc, operation)?;
-                check_required_variables(operation, variables)?;
-            }
-        }
-        Ok(doc)
-    }
 }
 
 #[cfg(test)]

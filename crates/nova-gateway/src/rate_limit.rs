@@ -10,12 +10,11 @@
 //! login itself.
 
 mod client_ip;
-mod extension;
 mod local;
+mod operation;
 mod shared;
 
 pub use client_ip::{client_ip, ip_key, parse_trusted_proxy};
-pub use extension::RateLimitExtension;
 
 use std::hash::BuildHasher as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -331,8 +330,8 @@ impl std::fmt::Debug for RateLimits {
 }
 
 tokio::task_local! {
-    /// Set by [`middleware`] around the `/graphql` handler; read by [`RateLimitExtension`],
-    /// which runs inside the same task (the handler awaits execution in place).
+    /// Set by [`middleware`] around the `/graphql` handler; the handler attaches it to the
+    /// GraphQL request as its operation limits.
     pub(crate) static CLIENT: ClientContext;
 }
 

@@ -208,10 +208,13 @@ async fn serve(
         }
     };
 
-    let mut protocol_stream =
-        async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol)
-            .on_connection_init(on_init)
-            .on_ping(on_ping);
+    let mut protocol_stream = async_graphql::http::WebSocket::new(
+        crate::admission::AdmittedExecutor(state.clone()),
+        input,
+        protocol,
+    )
+    .on_connection_init(on_init)
+    .on_ping(on_ping);
 
     let close = loop {
         let deadline = session.deadline.load(Ordering::SeqCst);

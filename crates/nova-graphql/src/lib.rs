@@ -10,6 +10,7 @@
 
 pub mod context;
 pub mod error;
+pub mod limits;
 pub mod live;
 mod loaders;
 mod messaging;
@@ -23,6 +24,7 @@ use async_graphql::Schema;
 
 pub use context::{RequestViewer, Services};
 pub use error::api_error;
+pub use limits::{LimitRefusal, LimitedOperation, OperationLimits, RequestLimits};
 
 /// Every read operation.
 // One object per area, merged: each area (messaging, notifications, ...) adds its own here.

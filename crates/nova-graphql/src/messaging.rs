@@ -2,6 +2,7 @@
 //! and `MessagingMutation` (start, send, edit, delete, read, leave, add members, privacy),
 //! merged into the schema's roots.
 
+use crate::limits::WriteLimit;
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use nova_messaging::{MessagingError, SendMessageInput as DomainSend};
 
@@ -108,6 +109,7 @@ impl MessagingMutation {
     /// gives the direct conversation of the pair, the existing one if any; several give a new
     /// group. Refused for accounts that block the viewer or that the viewer blocks, and for
     /// accounts whose messaging privacy does not admit the viewer.
+    #[graphql(guard = "WriteLimit")]
     async fn start_conversation(
         &self,
         ctx: &Context<'_>,
@@ -197,6 +199,7 @@ impl MessagingMutation {
     }
 
     /// Leaves a group conversation.
+    #[graphql(guard = "WriteLimit")]
     async fn leave_conversation(
         &self,
         ctx: &Context<'_>,
@@ -215,6 +218,7 @@ impl MessagingMutation {
     }
 
     /// Adds accounts to a group conversation the viewer belongs to (same rules as starting one).
+    #[graphql(guard = "WriteLimit")]
     async fn add_conversation_members(
         &self,
         ctx: &Context<'_>,
@@ -234,6 +238,7 @@ impl MessagingMutation {
 
     /// Chooses who may start a conversation with the viewer or add the viewer to one.
     /// Conversations that exist already are not affected.
+    #[graphql(guard = "WriteLimit")]
     async fn set_messaging_privacy(
         &self,
         ctx: &Context<'_>,

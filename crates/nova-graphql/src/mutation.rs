@@ -1,5 +1,6 @@
 //! Mutation root.
 
+use crate::limits::{admit, LimitedOperation, WriteLimit};
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject, ID};
 use nova_posts::CreatePostInput as DomainCreatePost;
 use nova_users::GraphAction;
@@ -111,6 +112,13 @@ impl CoreMutation {
         ctx: &Context<'_>,
         input: RegisterInput,
     ) -> async_graphql::Result<AuthPayload> {
+        admit(
+            ctx,
+            LimitedOperation::Register {
+                username: &input.username,
+            },
+        )
+        .await?;
         let signed_in = services(ctx)
             .users
             .register(&input.username, &input.email, &input.password)
@@ -124,6 +132,13 @@ impl CoreMutation {
         ctx: &Context<'_>,
         input: SignInInput,
     ) -> async_graphql::Result<AuthPayload> {
+        admit(
+            ctx,
+            LimitedOperation::SignIn {
+                login: &input.login,
+            },
+        )
+        .await?;
         let signed_in = services(ctx)
             .users
             .sign_in(&input.login, &input.password)
@@ -160,6 +175,7 @@ impl CoreMutation {
         Ok(true)
     }
 
+    #[graphql(guard = "WriteLimit")]
     async fn update_profile(
         &self,
         ctx: &Context<'_>,
@@ -185,11 +201,13 @@ impl CoreMutation {
     }
 
     /// Follows an account; returns it with updated counts. Idempotent.
+    #[graphql(guard = "WriteLimit")]
     async fn follow(&self, ctx: &Context<'_>, user_id: ID) -> async_graphql::Result<UserObject> {
         let (_, target) = apply_graph_action(ctx, &user_id, GraphAction::Follow).await?;
         user_after_change(ctx, target).await
     }
 
+    #[graphql(guard = "WriteLimit")]
     async fn unfollow(&self, ctx: &Context<'_>, user_id: ID) -> async_graphql::Result<UserObject> {
         let (_, target) = apply_graph_action(ctx, &user_id, GraphAction::Unfollow).await?;
         user_after_change(ctx, target).await
@@ -197,6 +215,7 @@ impl CoreMutation {
 
     /// Blocks an account: removes follows both ways and hides each from the other. Returns the
     /// account, or null when that account blocks the viewer (its profile stays hidden).
+    #[graphql(guard = "WriteLimit")]
     async fn block(
         &self,
         ctx: &Context<'_>,
@@ -207,6 +226,7 @@ impl CoreMutation {
     }
 
     /// Lifts the viewer's block. Returns the account, or null when that account blocks the viewer.
+    #[graphql(guard = "WriteLimit")]
     async fn unblock(
         &self,
         ctx: &Context<'_>,
@@ -217,16 +237,19 @@ impl CoreMutation {
     }
 
     /// Mutes an account: its posts leave the viewer's home feed.
+    #[graphql(guard = "WriteLimit")]
     async fn mute(&self, ctx: &Context<'_>, user_id: ID) -> async_graphql::Result<UserObject> {
         let (_, target) = apply_graph_action(ctx, &user_id, GraphAction::Mute).await?;
         user_after_change(ctx, target).await
     }
 
+    #[graphql(guard = "WriteLimit")]
     async fn unmute(&self, ctx: &Context<'_>, user_id: ID) -> async_graphql::Result<UserObject> {
         let (_, target) = apply_graph_action(ctx, &user_id, GraphAction::Unmute).await?;
         user_after_change(ctx, target).await
     }
 
+    #[graphql(guard = "WriteLimit")]
     async fn create_post(
         &self,
         ctx: &Context<'_>,
@@ -253,6 +276,7 @@ impl CoreMutation {
     }
 
     /// Replaces a post's body; the previous body is kept in `versions`.
+    #[graphql(guard = "WriteLimit")]
     async fn edit_post(
         &self,
         ctx: &Context<'_>,
@@ -269,6 +293,7 @@ impl CoreMutation {
     }
 
     /// Deletes a post: it disappears from every read.
+    #[graphql(guard = "WriteLimit")]
     async fn delete_post(
         &self,
         ctx: &Context<'_>,
@@ -287,6 +312,7 @@ impl CoreMutation {
     }
 
     /// Likes a post. Idempotent.
+    #[graphql(guard = "WriteLimit")]
     async fn like_post(&self, ctx: &Context<'_>, post_id: ID) -> async_graphql::Result<PostObject> {
         let viewer = viewer(ctx)?;
         let id = parse_id(&post_id, "postId")?;
@@ -300,6 +326,7 @@ impl CoreMutation {
     }
 
     /// Removes a like. Idempotent.
+    #[graphql(guard = "WriteLimit")]
     async fn unlike_post(
         &self,
         ctx: &Context<'_>,

@@ -1,6 +1,7 @@
 //! The notifications area of the schema: the viewer's notification list, unread count and
 //! preferences, and the mutations marking them read and changing the preferences.
 
+use crate::limits::WriteLimit;
 use async_graphql::{Context, Object, ID};
 
 use crate::context::{services, viewer};
@@ -106,6 +107,7 @@ impl NotificationsMutation {
     }
 
     /// Changes which notifications the viewer receives; takes effect for the next event.
+    #[graphql(guard = "WriteLimit")]
     async fn update_notification_preferences(
         &self,
         ctx: &Context<'_>,

@@ -66,30 +66,6 @@ impl FieldInfo {
     }
 }
 
-impl TypeInfo for async_graphql::registry::Registry {
-    fn field(&self, type_name: &str, field: &str) -> Option<FieldInfo> {
-        let meta = self.types.get(type_name)?.field_by_name(field)?;
-        Some(FieldInfo {
-            ty: meta.ty.clone(),
-            sliced: meta.args.contains_key("first") || meta.args.contains_key("last"),
-        })
-    }
-
-    fn is_composite(&self, type_name: &str) -> bool {
-        self.types
-            .get(type_name)
-            .is_some_and(|meta| meta.is_composite())
-    }
-
-    fn query_type(&self) -> &str {
-        &self.query_type
-    }
-
-    fn mutation_type(&self) -> Option<&str> {
-        self.mutation_type.as_deref()
-    }
-}
-
 /// The configured caps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caps {

@@ -2,19 +2,20 @@
 //! fields, estimated cost), the per-caller cost budget charged up front and settled after
 //! execution, automatic persisted queries, and the `extensions.cost` report.
 //!
-//! The analysis runs in an async-graphql extension ([`CostLimiter`]) on the document the
-//! executor parses anyway, with the schema's own type registry; the handler gives each request
-//! a [`CostTicket`] naming the caller and reads the outcome back from it.
+//! The analysis runs before the executor, on the document the handler parses once and hands to
+//! the executor ([`QueryLimits::admit`]), with the schema's types read from its SDL
+//! ([`SchemaTypes`]); the handler gives each request a [`CostTicket`] naming the caller and
+//! reads the outcome back from it.
 
 pub mod analyze;
 pub mod apq;
 pub mod budget;
+mod types;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ErrorExtensionValues, ServerError, ServerResult, Variables};
 use axum::extract::{ConnectInfo, FromRequestParts};
@@ -25,6 +26,7 @@ use serde_json::{json, Value};
 pub use analyze::{Analysis, Caps, Refusal};
 pub use apq::{PersistedQueries, PersistedQuery};
 pub use budget::{BudgetState, Charge, CostBudget};
+pub use types::SchemaTypes;
 
 /// Every query limit of a node, from configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,11 +85,53 @@ impl QueryLimits {
         }
     }
 
-    /// The async-graphql extension that enforces the caps; add it to the schema.
-    pub fn extension(&self) -> CostLimiter {
-        CostLimiter {
-            caps: self.config.caps,
+    /// Checks the caps for `doc` and, with a ticket, charges its caller's budget (recording the
+    /// analysis on the ticket for the settlement after execution). Runs before the executor:
+    /// async-graphql's post-parse recursion check expands fragments without bound (a 1 KB
+    /// document of fragments spreading each other twice keeps a core busy for half a minute),
+    /// so a document the bounded analysis refuses never reaches it.
+    pub fn admit(
+        &self,
+        types: &SchemaTypes,
+        doc: &ExecutableDocument,
+        operation_name: Option<&str>,
+        variables: &Variables,
+        ticket: Option<&CostTicket>,
+    ) -> ServerResult<()> {
+        let invalid = |refusal: Refusal| {
+            coded_error(refusal.to_string(), nova_core::Code::InvalidInput.as_str())
+        };
+        let analysis = analyze::analyze(doc, operation_name, variables, types).map_err(invalid)?;
+        let checked = analysis.check(&self.config.caps);
+        let Some(ticket) = ticket else {
+            return checked.map_err(invalid);
+        };
+        let cost = analysis.cost;
+        let Ok(mut state) = ticket.state.lock() else {
+            return Err(coded_error(
+                "internal error".into(),
+                nova_core::Code::Internal.as_str(),
+            ));
+        };
+        state.analysis = Some(analysis);
+        checked.map_err(invalid)?;
+        if let Some(budget) = &ticket.budget {
+            match budget.charge(&ticket.key, cost) {
+                Ok(charge) => state.charge = Some(charge),
+                Err(budget_state) => {
+                    state.throttled = Some(budget_state);
+                    return Err(coded_error(
+                        format!(
+                            "query cost {cost} exceeds the {} points left in this window; retry in {} s",
+                            budget_state.remaining,
+                            retry_after_secs(&budget_state)
+                        ),
+                        nova_core::Code::RateLimited.as_str(),
+                    ));
+                }
+            }
         }
+        Ok(())
     }
 }
 
@@ -134,18 +178,17 @@ struct TicketState {
     throttled: Option<BudgetState>,
 }
 
-/// One request's link between the handler and [`CostLimiter`].
+/// One request's link between admission ([`QueryLimits::admit`]) and the settlement after
+/// execution.
 pub struct CostTicket {
-    operation_name: Option<String>,
     key: String,
     budget: Option<CostBudget>,
     state: Mutex<TicketState>,
 }
 
 impl CostTicket {
-    pub fn new(operation_name: Option<String>, key: String, budget: Option<CostBudget>) -> Self {
+    pub fn new(key: String, budget: Option<CostBudget>) -> Self {
         CostTicket {
-            operation_name,
             key,
             budget,
             state: Mutex::new(TicketState::default()),
@@ -232,94 +275,10 @@ pub fn budget_headers(headers: &mut HeaderMap, state: &BudgetState) {
     );
 }
 
-/// The async-graphql extension enforcing the caps and charging the budget.
-pub struct CostLimiter {
-    caps: Caps,
-}
-
-impl ExtensionFactory for CostLimiter {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(CostLimiterExtension { caps: self.caps })
-    }
-}
-
-struct CostLimiterExtension {
-    caps: Caps,
-}
-
 fn coded_error(message: String, code: &str) -> ServerError {
     let mut error = ServerError::new(message, None);
     let mut extensions = ErrorExtensionValues::default();
     extensions.set("code", code);
     error.extensions = Some(extensions);
     error
-}
-
-impl CostLimiterExtension {
-    /// Checks the caps and charges the budget for `doc`.
-    fn admit(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        doc: &ExecutableDocument,
-        variables: &Variables,
-    ) -> ServerResult<()> {
-        let invalid = |refusal: Refusal| {
-            coded_error(refusal.to_string(), nova_core::Code::InvalidInput.as_str())
-        };
-        let ticket = ctx.data_opt::<Arc<CostTicket>>();
-        let operation_name = ticket.and_then(|t| t.operation_name.as_deref());
-        let analysis = analyze::analyze(doc, operation_name, variables, &ctx.schema_env.registry)
-            .map_err(invalid)?;
-        let checked = analysis.check(&self.caps);
-        let Some(ticket) = ticket else {
-            return checked.map_err(invalid);
-        };
-        let cost = analysis.cost;
-        let Ok(mut state) = ticket.state.lock() else {
-            return Err(coded_error(
-                "internal error".into(),
-                nova_core::Code::Internal.as_str(),
-            ));
-        };
-        state.analysis = Some(analysis);
-        checked.map_err(invalid)?;
-        if let Some(budget) = &ticket.budget {
-            match budget.charge(&ticket.key, cost) {
-                Ok(charge) => state.charge = Some(charge),
-                Err(budget_state) => {
-                    state.throttled = Some(budget_state);
-                    return Err(coded_error(
-                        format!(
-                            "query cost {cost} exceeds the {} points left in this window; retry in {} s",
-                            budget_state.remaining,
-                            retry_after_secs(&budget_state)
-                        ),
-                        nova_core::Code::RateLimited.as_str(),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for CostLimiterExtension {
-    /// Runs before the executor's own parse: async-graphql's post-parse recursion check expands
-    /// fragments without bound (a 1 KB document of fragments spreading each other twice keeps a
-    /// core busy for half a minute), so the document is parsed here first and refused when the
-    /// bounded analysis refuses it. A document that does not parse is left to the executor,
-    /// which reports the syntax error.
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        if let Ok(doc) = async_graphql::parser::parse_query(query) {
-            self.admit(ctx, &doc, variables)?;
-        }
-        next.run(ctx, query, variables).await
-    }
 }

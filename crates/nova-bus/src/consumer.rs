@@ -76,34 +76,77 @@ impl Consumer {
 
     /// Applies the event unless it was applied before. An error means "deliver again later".
     pub async fn deliver(&self, event: &Envelope) -> anyhow::Result<Delivery> {
+        let mut delivered = self.deliver_batch(std::slice::from_ref(event)).await?;
+        delivered
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("consumer {}: no outcome", self.handler.name()))
+    }
+
+    /// Applies a batch of events, in order, with one call of the handler's `handle_batch`:
+    /// events in the window, and repeats of an event earlier in the same batch, are left out
+    /// (`Deduplicated`) before the handler sees them. Returns one outcome per event. An error
+    /// means "deliver the batch again later": nothing of it enters the window, so the handler's
+    /// durable record decides about the events it did apply.
+    pub async fn deliver_batch(&self, events: &[Envelope]) -> anyhow::Result<Vec<Delivery>> {
         let name = self.handler.name();
-        if self.seen.contains_key(&event.id.0) {
-            metrics::counter!("kafka_event_deduplicated_total", "consumer" => name).increment(1);
-            return Ok(Delivery::Deduplicated);
-        }
-        let started = std::time::Instant::now();
-        let handled = match self.handler.handle(event).await {
-            Ok(handled) => handled,
-            Err(error) => {
-                metrics::counter!("event_handler_failures_total", "consumer" => name).increment(1);
-                return Err(error.context(format!("consumer {name}")));
-            }
-        };
-        self.seen.insert(event.id.0, ());
-        metrics::histogram!("event_handle_seconds", "consumer" => name)
-            .record(started.elapsed().as_secs_f64());
-        Ok(match handled {
-            Handled::Applied => {
-                metrics::counter!("event_processed_total", "consumer" => name).increment(1);
-                Delivery::Processed
-            }
-            Handled::AlreadyApplied => {
+        let mut outcomes: Vec<Option<Delivery>> = vec![None; events.len()];
+        let mut fresh = Vec::with_capacity(events.len());
+        let mut fresh_at = Vec::with_capacity(events.len());
+        let mut in_batch = std::collections::HashSet::with_capacity(events.len());
+        for (at, event) in events.iter().enumerate() {
+            if self.seen.contains_key(&event.id.0) || !in_batch.insert(event.id.0) {
                 metrics::counter!("kafka_event_deduplicated_total", "consumer" => name)
                     .increment(1);
-                Delivery::Deduplicated
+                outcomes[at] = Some(Delivery::Deduplicated);
+            } else {
+                fresh.push(event.clone());
+                fresh_at.push(at);
             }
-            Handled::Ignored => Delivery::Ignored,
-        })
+        }
+        if !fresh.is_empty() {
+            let started = std::time::Instant::now();
+            let handled = match self.handler.handle_batch(&fresh).await {
+                Ok(handled) => handled,
+                Err(error) => {
+                    metrics::counter!("event_handler_failures_total", "consumer" => name)
+                        .increment(1);
+                    return Err(error.context(format!("consumer {name}")));
+                }
+            };
+            anyhow::ensure!(
+                handled.len() == fresh.len(),
+                "consumer {name}: {} outcomes for {} events",
+                handled.len(),
+                fresh.len()
+            );
+            // The batch's time shared among its events, so the histogram stays per event
+            // whatever the batch size.
+            let per_event = started.elapsed().as_secs_f64() / fresh.len() as f64;
+            metrics::histogram!("event_batch_size", "consumer" => name).record(fresh.len() as f64);
+            let (mut processed, mut deduplicated) = (0_u64, 0_u64);
+            for ((event, handled), at) in fresh.iter().zip(handled).zip(fresh_at) {
+                self.seen.insert(event.id.0, ());
+                metrics::histogram!("event_handle_seconds", "consumer" => name).record(per_event);
+                outcomes[at] = Some(match handled {
+                    Handled::Applied => {
+                        processed += 1;
+                        Delivery::Processed
+                    }
+                    Handled::AlreadyApplied => {
+                        deduplicated += 1;
+                        Delivery::Deduplicated
+                    }
+                    Handled::Ignored => Delivery::Ignored,
+                });
+            }
+            metrics::counter!("event_processed_total", "consumer" => name).increment(processed);
+            metrics::counter!("kafka_event_deduplicated_total", "consumer" => name)
+                .increment(deduplicated);
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Delivery::Deduplicated))
+            .collect())
     }
 }
 

@@ -35,6 +35,34 @@ pub(crate) async fn write_event(
     Ok(())
 }
 
+/// Writes events to the outbox inside the caller's transaction, in one statement.
+pub(crate) async fn write_events(
+    conn: &mut sqlx::PgConnection,
+    events: &[EventRecord],
+) -> anyhow::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = events.iter().map(|e| e.id.0).collect();
+    let topics: Vec<&str> = events.iter().map(|e| e.topic.name()).collect();
+    let keys: Vec<i64> = events.iter().map(|e| e.key.0).collect();
+    let payloads: Vec<&[u8]> = events.iter().map(|e| e.payload.as_slice()).collect();
+    let created: Vec<i64> = events.iter().map(|e| e.created_at).collect();
+    sqlx::query(
+        "INSERT INTO outbox (id, topic, key, payload, created_at) \
+         SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::bytea[], $5::int8[])",
+    )
+    .bind(&ids)
+    .bind(&topics)
+    .bind(&keys)
+    .bind(&payloads)
+    .bind(&created)
+    .execute(conn)
+    .await
+    .context("write outbox events")?;
+    Ok(())
+}
+
 /// The claimed rows that may go out now: for each key, the claimed rows that come before its
 /// first unsent row claimed by someone else (or not claimed at all).
 fn publishable(claimed: Vec<EventRecord>, unsent_of_keys: &[(i64, i64)]) -> Vec<EventRecord> {

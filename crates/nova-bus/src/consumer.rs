@@ -160,6 +160,96 @@ mod tests {
 
     struct Counting(AtomicU32);
 
+    /// Records every batch it is handed; applies each id once (a durable record of its own).
+    #[derive(Default)]
+    struct Batches {
+        calls: std::sync::Mutex<Vec<Vec<i64>>>,
+        applied: std::sync::Mutex<std::collections::HashSet<i64>>,
+    }
+
+    #[async_trait]
+    impl EventHandler for Batches {
+        fn name(&self) -> &'static str {
+            "batches"
+        }
+        fn topics(&self) -> &'static [Topic] {
+            &[Topic::Feed]
+        }
+        fn kind(&self) -> HandlerKind {
+            HandlerKind::Durable
+        }
+        async fn handle(&self, event: &Envelope) -> anyhow::Result<Handled> {
+            Ok(self.handle_batch(std::slice::from_ref(event)).await?[0])
+        }
+        async fn handle_batch(&self, events: &[Envelope]) -> anyhow::Result<Vec<Handled>> {
+            let ids: Vec<i64> = events.iter().map(|e| e.id.0).collect();
+            self.calls.lock().expect("calls").push(ids.clone());
+            let mut applied = self.applied.lock().expect("applied");
+            Ok(ids
+                .into_iter()
+                .map(|id| {
+                    if applied.insert(id) {
+                        Handled::Applied
+                    } else {
+                        Handled::AlreadyApplied
+                    }
+                })
+                .collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_reaches_the_handler_once_without_window_hits_or_inner_duplicates() {
+        let handler = Arc::new(Batches::default());
+        let consumer = Consumer::new(handler.clone(), DedupSettings::default());
+        assert_eq!(
+            consumer.deliver(&event(1)).await.ok(),
+            Some(Delivery::Processed)
+        );
+        let batch = [event(1), event(2), event(3), event(2), event(4)];
+        let delivered = consumer.deliver_batch(&batch).await.expect("batch");
+        assert_eq!(
+            delivered,
+            [
+                Delivery::Deduplicated,
+                Delivery::Processed,
+                Delivery::Processed,
+                Delivery::Deduplicated,
+                Delivery::Processed,
+            ]
+        );
+        assert_eq!(
+            *handler.calls.lock().expect("calls"),
+            [vec![1], vec![2, 3, 4]],
+            "one handler call per batch, window hits and repeats left out"
+        );
+        // Delivered again (a relay retry): all in the window, the handler is not called.
+        let again = consumer.deliver_batch(&batch).await.expect("again");
+        assert!(again.iter().all(|d| *d == Delivery::Deduplicated), "{again:?}");
+        assert_eq!(handler.calls.lock().expect("calls").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn beyond_the_window_the_durable_record_decides() {
+        let handler = Arc::new(Batches::default());
+        let consumer = Consumer::new(
+            handler.clone(),
+            DedupSettings {
+                max_entries: 100,
+                ttl: Duration::from_secs(60),
+            },
+        );
+        consumer.deliver(&event(7)).await.expect("first");
+        // A restarted node: a new window, the same durable record.
+        let restarted = Consumer::new(handler.clone(), DedupSettings::default());
+        let delivered = restarted
+            .deliver_batch(&[event(7), event(8)])
+            .await
+            .expect("batch");
+        assert_eq!(delivered, [Delivery::Deduplicated, Delivery::Processed]);
+        assert_eq!(handler.applied.lock().expect("applied").len(), 2);
+    }
+
     #[async_trait]
     impl EventHandler for Counting {
         fn name(&self) -> &'static str {

@@ -59,3 +59,79 @@ impl Publisher for InProcessBus {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DedupSettings;
+    use nova_core::Id;
+    use nova_events::{DomainEvent, EventHandler, Handled, HandlerKind, Topic};
+    use std::sync::Mutex;
+
+    /// Records the ids of every batch it is handed.
+    struct Recorder(&'static [Topic], Mutex<Vec<Vec<i64>>>);
+
+    #[async_trait]
+    impl EventHandler for Recorder {
+        fn name(&self) -> &'static str {
+            "recorder"
+        }
+        fn topics(&self) -> &'static [Topic] {
+            self.0
+        }
+        fn kind(&self) -> HandlerKind {
+            HandlerKind::Durable
+        }
+        async fn handle(&self, event: &Envelope) -> anyhow::Result<Handled> {
+            Ok(self.handle_batch(std::slice::from_ref(event)).await?[0])
+        }
+        async fn handle_batch(&self, events: &[Envelope]) -> anyhow::Result<Vec<Handled>> {
+            self.1
+                .lock()
+                .expect("calls")
+                .push(events.iter().map(|e| e.id.0).collect());
+            Ok(vec![Handled::Applied; events.len()])
+        }
+    }
+
+    fn followed(id: i64) -> EventRecord {
+        Envelope::new(
+            Id(id),
+            0,
+            DomainEvent::UserFollowed {
+                follower_id: Id(1),
+                followee_id: Id(2),
+            },
+        )
+        .record()
+    }
+
+    fn preferences(id: i64) -> EventRecord {
+        Envelope::new(
+            Id(id),
+            0,
+            DomainEvent::NotificationPreferencesChanged { user_id: Id(1) },
+        )
+        .record()
+    }
+
+    #[tokio::test]
+    async fn each_consumer_gets_its_events_of_a_batch_in_one_call_in_order() {
+        let feed = Arc::new(Recorder(&[Topic::Feed], Mutex::new(Vec::new())));
+        let all = Arc::new(Recorder(&Topic::ALL, Mutex::new(Vec::new())));
+        let bus = InProcessBus::new(vec![
+            Arc::new(Consumer::new(feed.clone(), DedupSettings::default())),
+            Arc::new(Consumer::new(all.clone(), DedupSettings::default())),
+        ]);
+        let mut broken = followed(3);
+        broken.payload = b"not json".to_vec();
+        let batch = [followed(1), preferences(2), broken, followed(4)];
+        bus.publish(&batch).await.expect("publish");
+        assert_eq!(*feed.1.lock().expect("feed"), [vec![1, 4]]);
+        assert_eq!(
+            *all.1.lock().expect("all"),
+            [vec![1, 2, 4]],
+            "the undecodable row is skipped, the rest delivered"
+        );
+    }
+}

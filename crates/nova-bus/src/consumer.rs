@@ -225,7 +225,10 @@ mod tests {
         );
         // Delivered again (a relay retry): all in the window, the handler is not called.
         let again = consumer.deliver_batch(&batch).await.expect("again");
-        assert!(again.iter().all(|d| *d == Delivery::Deduplicated), "{again:?}");
+        assert!(
+            again.iter().all(|d| *d == Delivery::Deduplicated),
+            "{again:?}"
+        );
         assert_eq!(handler.calls.lock().expect("calls").len(), 2);
     }
 

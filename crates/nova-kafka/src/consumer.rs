@@ -11,9 +11,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use nova_bus::Consumer;
 use nova_events::{Envelope, HandlerKind, Topic};
-use futures::FutureExt as _;
 use rand::Rng;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
@@ -194,10 +194,10 @@ async fn process(
 ) -> bool {
     let name = consumer.name();
     let max_backoff = shared.settings.max_retry_backoff;
-    shared.stats.received.fetch_add(
-        messages.len() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
+    shared
+        .stats
+        .received
+        .fetch_add(messages.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let mut events = Vec::with_capacity(messages.len());
     for message in messages {
         let payload = message.payload().unwrap_or_default();

@@ -98,10 +98,10 @@ impl OutboxStore for PgStore {
     async fn relay_batch(&self, limit: usize, publisher: &dyn Publisher) -> anyhow::Result<usize> {
         let mut tx = self.gate.begin().await.context("begin relay batch")?;
         let rows: Vec<OutboxRow> = sqlx::query_as(CLAIM_SQL)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&mut *tx)
-        .await
-        .context("claim outbox rows")?;
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await
+            .context("claim outbox rows")?;
         if rows.is_empty() {
             return Ok(0);
         }
@@ -118,11 +118,11 @@ impl OutboxStore for PgStore {
         let last = claimed.iter().map(|r| r.id.0).max().unwrap_or(0);
         // A plain read sees rows other relays hold locked: those are the ones to wait behind.
         let unsent_of_keys: Vec<(i64, i64)> = sqlx::query_as(KEY_ORDER_SQL)
-        .bind(&keys)
-        .bind(last)
-        .fetch_all(&mut *tx)
-        .await
-        .context("check per-key order")?;
+            .bind(&keys)
+            .bind(last)
+            .fetch_all(&mut *tx)
+            .await
+            .context("check per-key order")?;
         let batch = publishable(claimed, &unsent_of_keys);
         if batch.is_empty() {
             return Ok(0);
@@ -140,11 +140,10 @@ impl OutboxStore for PgStore {
     }
 
     async fn backlog(&self) -> anyhow::Result<Backlog> {
-        let (unsent, oldest): (i64, Option<i64>) =
-            sqlx::query_as(BACKLOG_SQL)
-                .fetch_one(&mut *self.gate.acquire().await?)
-                .await
-                .context("outbox backlog")?;
+        let (unsent, oldest): (i64, Option<i64>) = sqlx::query_as(BACKLOG_SQL)
+            .fetch_one(&mut *self.gate.acquire().await?)
+            .await
+            .context("outbox backlog")?;
         Ok(Backlog {
             unsent: u64::try_from(unsent).unwrap_or(0),
             oldest_created_at: oldest,

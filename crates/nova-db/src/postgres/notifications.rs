@@ -209,7 +209,9 @@ impl NotificationStore for PgStore {
         event_id: Id,
         activities: &[Activity],
     ) -> anyhow::Result<bool> {
-        let applied = self.apply_batch(consumer, &[(event_id, activities)]).await?;
+        let applied = self
+            .apply_batch(consumer, &[(event_id, activities)])
+            .await?;
         Ok(applied.first().copied().unwrap_or(false))
     }
 

@@ -167,12 +167,16 @@ async fn relay_queries_use_the_unsent_index_whatever_the_outbox_history() {
     .execute(store.pool())
     .await
     .expect("seed");
-    let explain = |sql: &str| format!("EXPLAIN {sql}");
-    let claim = sqlx::query(&explain(CLAIM_SQL)).bind(256_i64);
-    let key_order = sqlx::query(&explain(KEY_ORDER_SQL))
+    let (claim_sql, key_order_sql, backlog_sql) = (
+        format!("EXPLAIN {CLAIM_SQL}"),
+        format!("EXPLAIN {KEY_ORDER_SQL}"),
+        format!("EXPLAIN {BACKLOG_SQL}"),
+    );
+    let claim = sqlx::query(&claim_sql).bind(256_i64);
+    let key_order = sqlx::query(&key_order_sql)
         .bind(vec![1_i64, 2, 3])
         .bind(199_956_i64);
-    let backlog = sqlx::query(&explain(BACKLOG_SQL));
+    let backlog = sqlx::query(&backlog_sql);
     let mut failures = Vec::new();
     for (name, query) in [
         ("claim", claim),

@@ -4,7 +4,6 @@
 # Copies SEEDED_DATA_DIR (from `nova-bench seed --dataset s`) to RUN_DIR, starts BIN_DIR/nova on
 # it, prints the seconds until /metrics outbox_backlog is 0 and outbox_published_total, then the
 # nova process CPU (utime+stime from /proc) over 30 idle seconds. Loopback only.
-# then measures idle CPU over 30 s.
 set -euo pipefail
 BIN=$1; SEEDED=$2; RUN=$3; PORT=$4; shift 4
 rm -rf "$RUN"; cp -r "$SEEDED" "$RUN"

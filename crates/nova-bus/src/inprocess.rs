@@ -47,7 +47,18 @@ impl Publisher for InProcessBus {
                     .filter(|(topic, _)| consumer.wants(*topic))
                     .map(|(_, event)| event.clone()),
             );
-            if !wanted.is_empty() {
+            if wanted.is_empty() {
+                continue;
+            }
+            if consumer.kind() == nova_events::HandlerKind::Live {
+                // A live consumer's effect is in memory (subscriber queues): nothing to save
+                // by batching, and a whole batch pushed at once could overrun small subscriber
+                // queues before their sockets run. One by one, yielding to those tasks.
+                for event in &wanted {
+                    consumer.deliver(event).await?;
+                    tokio::task::yield_now().await;
+                }
+            } else {
                 consumer.deliver_batch(&wanted).await?;
             }
         }

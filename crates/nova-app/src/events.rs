@@ -107,6 +107,7 @@ pub fn build(
                 max_backoff: Duration::from_secs(5),
                 retention: Duration::from_secs(settings.retention_secs),
                 crash_after_publish: settings.crash_after_publish,
+                ..RelaySettings::default()
             },
         },
         kafka,

@@ -122,6 +122,7 @@ pub struct EventsSettings {
     /// Outbox rows the relay publishes per batch.
     pub relay_batch_size: usize,
     /// How often the relay looks for rows it was not woken for (other nodes, crash leftovers).
+    /// Every commit on this node wakes the relay at once, so this is a safety net only.
     pub relay_poll_ms: u64,
     /// Entries of each consumer's in-memory deduplication window.
     pub dedup_max_entries: u64,
@@ -144,7 +145,7 @@ impl Default for EventsSettings {
             kafka_brokers: "127.0.0.1:9092".into(),
             kafka_prefix: String::new(),
             relay_batch_size: 256,
-            relay_poll_ms: 250,
+            relay_poll_ms: 2_000,
             dedup_max_entries: 100_000,
             dedup_ttl_secs: 3600,
             retention_secs: 24 * 3600,

@@ -316,3 +316,80 @@ async fn a_duplicate_storm_beyond_the_dedup_window_has_no_second_effect() {
     assert_eq!(listed.len(), 1, "one LIKE group");
     assert_eq!(listed[0].actor_count, 40, "each like counted once");
 }
+
+/// The batch path (`handle_batch`, one store call for the batch): a batch holding an event
+/// applied before and an event twice applies each new event once and changes nothing else;
+/// the same batch delivered again changes nothing at all.
+#[tokio::test]
+async fn a_batch_with_an_applied_event_and_a_duplicate_inside_has_no_second_effect() {
+    let h = Harness::new().await;
+    let alice = h.account("alice").await;
+    let likers = [
+        h.account("bob").await,
+        h.account("carol").await,
+        h.account("dave").await,
+    ];
+    let post = h
+        .services()
+        .posts
+        .create_post(
+            alice,
+            nova_posts::CreatePostInput {
+                body: "hello",
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("post");
+    let handler = h.handler();
+    let before = h.liked(3_000_000, post.id, alice, likers[0]);
+    assert_eq!(
+        handler.handle(&before).await.expect("first"),
+        Handled::Applied
+    );
+    let carol = h.liked(3_000_001, post.id, alice, likers[1]);
+    let dave = h.liked(3_000_002, post.id, alice, likers[2]);
+    // Alice liking her own post notifies nobody.
+    let own = h.liked(3_000_003, post.id, alice, alice);
+    let batch = [before.clone(), carol.clone(), own, carol, dave];
+    assert_eq!(
+        handler.handle_batch(&batch).await.expect("batch"),
+        [
+            Handled::AlreadyApplied,
+            Handled::Applied,
+            Handled::Ignored,
+            Handled::AlreadyApplied,
+            Handled::Applied,
+        ]
+    );
+    let check = |listed: Vec<Notification>| {
+        assert_eq!(listed.len(), 1, "{listed:#?}");
+        assert_eq!(listed[0].kind, NotificationKind::Like);
+        assert_eq!(listed[0].actor_count, 3);
+        assert_eq!(
+            listed[0].actor_ids,
+            [likers[2].user_id, likers[1].user_id, likers[0].user_id]
+        );
+        assert_eq!(listed[0].sort_id, Id(3_000_002));
+    };
+    check(h.notifications(alice).await);
+    assert_eq!(
+        handler.handle_batch(&batch).await.expect("again"),
+        [
+            Handled::AlreadyApplied,
+            Handled::AlreadyApplied,
+            Handled::Ignored,
+            Handled::AlreadyApplied,
+            Handled::AlreadyApplied,
+        ]
+    );
+    check(h.notifications(alice).await);
+    assert_eq!(
+        h.services()
+            .notifications
+            .unread_count(alice)
+            .await
+            .expect("count"),
+        1
+    );
+}

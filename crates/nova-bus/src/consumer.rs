@@ -76,34 +76,77 @@ impl Consumer {
 
     /// Applies the event unless it was applied before. An error means "deliver again later".
     pub async fn deliver(&self, event: &Envelope) -> anyhow::Result<Delivery> {
+        let mut delivered = self.deliver_batch(std::slice::from_ref(event)).await?;
+        delivered
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("consumer {}: no outcome", self.handler.name()))
+    }
+
+    /// Applies a batch of events, in order, with one call of the handler's `handle_batch`:
+    /// events in the window, and repeats of an event earlier in the same batch, are left out
+    /// (`Deduplicated`) before the handler sees them. Returns one outcome per event. An error
+    /// means "deliver the batch again later": nothing of it enters the window, so the handler's
+    /// durable record decides about the events it did apply.
+    pub async fn deliver_batch(&self, events: &[Envelope]) -> anyhow::Result<Vec<Delivery>> {
         let name = self.handler.name();
-        if self.seen.contains_key(&event.id.0) {
-            metrics::counter!("kafka_event_deduplicated_total", "consumer" => name).increment(1);
-            return Ok(Delivery::Deduplicated);
-        }
-        let started = std::time::Instant::now();
-        let handled = match self.handler.handle(event).await {
-            Ok(handled) => handled,
-            Err(error) => {
-                metrics::counter!("event_handler_failures_total", "consumer" => name).increment(1);
-                return Err(error.context(format!("consumer {name}")));
-            }
-        };
-        self.seen.insert(event.id.0, ());
-        metrics::histogram!("event_handle_seconds", "consumer" => name)
-            .record(started.elapsed().as_secs_f64());
-        Ok(match handled {
-            Handled::Applied => {
-                metrics::counter!("event_processed_total", "consumer" => name).increment(1);
-                Delivery::Processed
-            }
-            Handled::AlreadyApplied => {
+        let mut outcomes: Vec<Option<Delivery>> = vec![None; events.len()];
+        let mut fresh = Vec::with_capacity(events.len());
+        let mut fresh_at = Vec::with_capacity(events.len());
+        let mut in_batch = std::collections::HashSet::with_capacity(events.len());
+        for (at, event) in events.iter().enumerate() {
+            if self.seen.contains_key(&event.id.0) || !in_batch.insert(event.id.0) {
                 metrics::counter!("kafka_event_deduplicated_total", "consumer" => name)
                     .increment(1);
-                Delivery::Deduplicated
+                outcomes[at] = Some(Delivery::Deduplicated);
+            } else {
+                fresh.push(event.clone());
+                fresh_at.push(at);
             }
-            Handled::Ignored => Delivery::Ignored,
-        })
+        }
+        if !fresh.is_empty() {
+            let started = std::time::Instant::now();
+            let handled = match self.handler.handle_batch(&fresh).await {
+                Ok(handled) => handled,
+                Err(error) => {
+                    metrics::counter!("event_handler_failures_total", "consumer" => name)
+                        .increment(1);
+                    return Err(error.context(format!("consumer {name}")));
+                }
+            };
+            anyhow::ensure!(
+                handled.len() == fresh.len(),
+                "consumer {name}: {} outcomes for {} events",
+                handled.len(),
+                fresh.len()
+            );
+            // The batch's time shared among its events, so the histogram stays per event
+            // whatever the batch size.
+            let per_event = started.elapsed().as_secs_f64() / fresh.len() as f64;
+            metrics::histogram!("event_batch_size", "consumer" => name).record(fresh.len() as f64);
+            let (mut processed, mut deduplicated) = (0_u64, 0_u64);
+            for ((event, handled), at) in fresh.iter().zip(handled).zip(fresh_at) {
+                self.seen.insert(event.id.0, ());
+                metrics::histogram!("event_handle_seconds", "consumer" => name).record(per_event);
+                outcomes[at] = Some(match handled {
+                    Handled::Applied => {
+                        processed += 1;
+                        Delivery::Processed
+                    }
+                    Handled::AlreadyApplied => {
+                        deduplicated += 1;
+                        Delivery::Deduplicated
+                    }
+                    Handled::Ignored => Delivery::Ignored,
+                });
+            }
+            metrics::counter!("event_processed_total", "consumer" => name).increment(processed);
+            metrics::counter!("kafka_event_deduplicated_total", "consumer" => name)
+                .increment(deduplicated);
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Delivery::Deduplicated))
+            .collect())
     }
 }
 
@@ -116,6 +159,99 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     struct Counting(AtomicU32);
+
+    /// Records every batch it is handed; applies each id once (a durable record of its own).
+    #[derive(Default)]
+    struct Batches {
+        calls: std::sync::Mutex<Vec<Vec<i64>>>,
+        applied: std::sync::Mutex<std::collections::HashSet<i64>>,
+    }
+
+    #[async_trait]
+    impl EventHandler for Batches {
+        fn name(&self) -> &'static str {
+            "batches"
+        }
+        fn topics(&self) -> &'static [Topic] {
+            &[Topic::Feed]
+        }
+        fn kind(&self) -> HandlerKind {
+            HandlerKind::Durable
+        }
+        async fn handle(&self, event: &Envelope) -> anyhow::Result<Handled> {
+            Ok(self.handle_batch(std::slice::from_ref(event)).await?[0])
+        }
+        async fn handle_batch(&self, events: &[Envelope]) -> anyhow::Result<Vec<Handled>> {
+            let ids: Vec<i64> = events.iter().map(|e| e.id.0).collect();
+            self.calls.lock().expect("calls").push(ids.clone());
+            let mut applied = self.applied.lock().expect("applied");
+            Ok(ids
+                .into_iter()
+                .map(|id| {
+                    if applied.insert(id) {
+                        Handled::Applied
+                    } else {
+                        Handled::AlreadyApplied
+                    }
+                })
+                .collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_reaches_the_handler_once_without_window_hits_or_inner_duplicates() {
+        let handler = Arc::new(Batches::default());
+        let consumer = Consumer::new(handler.clone(), DedupSettings::default());
+        assert_eq!(
+            consumer.deliver(&event(1)).await.ok(),
+            Some(Delivery::Processed)
+        );
+        let batch = [event(1), event(2), event(3), event(2), event(4)];
+        let delivered = consumer.deliver_batch(&batch).await.expect("batch");
+        assert_eq!(
+            delivered,
+            [
+                Delivery::Deduplicated,
+                Delivery::Processed,
+                Delivery::Processed,
+                Delivery::Deduplicated,
+                Delivery::Processed,
+            ]
+        );
+        assert_eq!(
+            *handler.calls.lock().expect("calls"),
+            [vec![1], vec![2, 3, 4]],
+            "one handler call per batch, window hits and repeats left out"
+        );
+        // Delivered again (a relay retry): all in the window, the handler is not called.
+        let again = consumer.deliver_batch(&batch).await.expect("again");
+        assert!(
+            again.iter().all(|d| *d == Delivery::Deduplicated),
+            "{again:?}"
+        );
+        assert_eq!(handler.calls.lock().expect("calls").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn beyond_the_window_the_durable_record_decides() {
+        let handler = Arc::new(Batches::default());
+        let consumer = Consumer::new(
+            handler.clone(),
+            DedupSettings {
+                max_entries: 100,
+                ttl: Duration::from_secs(60),
+            },
+        );
+        consumer.deliver(&event(7)).await.expect("first");
+        // A restarted node: a new window, the same durable record.
+        let restarted = Consumer::new(handler.clone(), DedupSettings::default());
+        let delivered = restarted
+            .deliver_batch(&[event(7), event(8)])
+            .await
+            .expect("batch");
+        assert_eq!(delivered, [Delivery::Deduplicated, Delivery::Processed]);
+        assert_eq!(handler.applied.lock().expect("applied").len(), 2);
+    }
 
     #[async_trait]
     impl EventHandler for Counting {

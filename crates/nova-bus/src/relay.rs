@@ -1,10 +1,18 @@
 //! The outbox relay: drains unsent outbox rows into a publisher, oldest first.
 //!
 //! Woken by the store after each commit that wrote an event, and by a poll interval otherwise
-//! (rows written by other nodes, or left behind by a crash). A failed batch is retried with
+//! (rows written by other nodes, or left behind by a crash): the signal carries this node's own
+//! writes, so the poll is only a safety net and can be slow. A failed batch is retried with
 //! exponential backoff; nothing is marked sent unless the publisher accepted it, so a crash
 //! anywhere means "published again", never "lost". Also reports the backlog metrics and prunes
 //! old sent rows and processed-event records.
+//!
+//! The backlog gauge costs a count of the unsent rows, so it is not counted on a timer: it is
+//! counted at most once per `backlog_report_interval` while the relay publishes (and once more
+//! after the last batch, so it reaches 0 within that interval of the drain's end), and only
+//! every `idle_backlog_refresh` while nothing is published (rows this relay cannot claim:
+//! another node's, or behind another relay's claim). An idle node thus runs one indexed claim
+//! query per poll interval and nothing else.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +28,10 @@ pub struct RelaySettings {
     pub max_backoff: Duration,
     /// Sent rows and processed-event records are kept this long, then pruned.
     pub retention: Duration,
+    /// Shortest time between two backlog counts while rows are being published.
+    pub backlog_report_interval: Duration,
+    /// How often the backlog is counted while nothing is published.
+    pub idle_backlog_refresh: Duration,
     /// Test failpoint: abort the process after a batch was published, before it is marked sent
     /// (fault F1 of the reliability matrix). Never set in production.
     pub crash_after_publish: bool,
@@ -29,9 +41,11 @@ impl Default for RelaySettings {
     fn default() -> Self {
         RelaySettings {
             batch_size: 256,
-            poll_interval: Duration::from_millis(500),
+            poll_interval: Duration::from_secs(2),
             max_backoff: Duration::from_secs(5),
             retention: Duration::from_secs(24 * 3600),
+            backlog_report_interval: Duration::from_secs(1),
+            idle_backlog_refresh: Duration::from_secs(30),
             crash_after_publish: false,
         }
     }
@@ -72,6 +86,8 @@ impl Relay {
         let mut backoff = Duration::ZERO;
         let mut last_report = std::time::Instant::now();
         let mut last_prune = std::time::Instant::now();
+        // Rows were published since the last count: the gauge is stale until the next one.
+        let mut unreported = false;
         self.report_backlog().await;
         loop {
             if *shutdown.borrow() {
@@ -86,6 +102,7 @@ impl Relay {
                     backoff = Duration::ZERO;
                     if n > 0 {
                         metrics::counter!("outbox_published_total").increment(n as u64);
+                        unreported = true;
                     }
                     if n >= self.settings.batch_size {
                         Duration::ZERO
@@ -103,11 +120,20 @@ impl Relay {
                         backoff_ms = backoff.as_millis() as u64,
                         "outbox relay batch failed"
                     );
+                    // A failing relay leaves the backlog growing: keep the gauge moving.
+                    unreported = true;
                     backoff
                 }
             };
-            if last_report.elapsed() >= Duration::from_secs(1) {
+            let report_every = if unreported {
+                self.settings.backlog_report_interval
+            } else {
+                self.settings.idle_backlog_refresh
+            };
+            let since_report = last_report.elapsed();
+            if since_report >= report_every {
                 last_report = std::time::Instant::now();
+                unreported = false;
                 self.report_backlog().await;
             }
             if last_prune.elapsed() >= Duration::from_secs(60) {
@@ -117,6 +143,14 @@ impl Relay {
             if wait.is_zero() {
                 continue;
             }
+            // A count is due before the next poll: wake for it, so the gauge reaches the truth
+            // (0 after a drain) within `backlog_report_interval`, not a poll interval later.
+            let wait = if unreported && backoff.is_zero() {
+                wait.min(report_every.saturating_sub(since_report))
+                    .max(Duration::from_millis(10))
+            } else {
+                wait
+            };
             tokio::select! {
                 _ = self.signal.notified(), if backoff.is_zero() => {}
                 _ = tokio::time::sleep(wait) => {}

@@ -74,4 +74,19 @@ pub trait EventHandler: Send + Sync {
     fn kind(&self) -> HandlerKind;
     /// Applies the event. An error means "deliver again later".
     async fn handle(&self, event: &Envelope) -> anyhow::Result<Handled>;
+    /// Applies a batch of events, in order, returning one outcome per event (same order and
+    /// length). Buses hand over what they have at once (a relay batch, the messages a Kafka
+    /// consumer has fetched), so a handler whose effect is stored can write the whole batch in
+    /// one transaction instead of one per event. The batch may contain an event twice or an
+    /// event applied before: each must still have its effect once. An error means "deliver the
+    /// whole batch again later" (some events may have been applied; idempotency absorbs them).
+    ///
+    /// The default applies the events one by one with [`EventHandler::handle`].
+    async fn handle_batch(&self, events: &[Envelope]) -> anyhow::Result<Vec<Handled>> {
+        let mut handled = Vec::with_capacity(events.len());
+        for event in events {
+            handled.push(self.handle(event).await?);
+        }
+        Ok(handled)
+    }
 }

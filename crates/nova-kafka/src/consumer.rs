@@ -1,7 +1,9 @@
 //! One consumer loop: a Kafka consumer in the handler's group feeding a `nova_bus::Consumer`.
 //!
+//! Messages already fetched are handled together (up to 256, one `Consumer::deliver_batch`),
+//! so a durable handler writes a batch in one transaction.
 //! At least once: offsets are stored (and then committed by the periodic auto-commit, or the
-//! final commit when the loop stops) only after `Consumer::deliver` succeeded. A failed delivery
+//! final commit when the loop stops) only after `Consumer::deliver_batch` succeeded. A failed delivery
 //! is retried with backoff, never skipped; a stop during those retries leaves the offset
 //! uncommitted, so the event comes again. A message that does not decode is produced to the
 //! topic's dead-letter topic first, then its offset is stored like any other.
@@ -9,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use nova_bus::Consumer;
 use nova_events::{Envelope, HandlerKind, Topic};
 use rand::Rng;
@@ -19,6 +22,9 @@ use tokio::sync::watch;
 
 use crate::admin::Topics;
 use crate::{headers, BusStats, KafkaPublisher, KafkaSettings};
+
+/// Most messages handed to the handler at once: the relay's default batch size.
+const MAX_BATCH: usize = 256;
 
 pub(crate) struct Shared {
     pub settings: KafkaSettings,
@@ -125,7 +131,20 @@ pub(crate) async fn run(
         };
         match message {
             Ok(message) => {
-                if !process(&shared, &consumer, &kafka, &message, &mut stop).await {
+                // What else is already fetched joins this message, so the handler applies a
+                // batch at once (one transaction for a durable one) instead of one by one.
+                let mut batch = vec![message];
+                while batch.len() < MAX_BATCH {
+                    match kafka.recv().now_or_never() {
+                        Some(Ok(message)) => batch.push(message),
+                        Some(Err(error)) => {
+                            tracing::warn!(consumer = name, %error, "kafka consume");
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                if !process(&shared, &consumer, &kafka, &batch, &mut stop).await {
                     break;
                 }
             }
@@ -162,13 +181,15 @@ fn topic_label(settings: &KafkaSettings, name: &str) -> &'static str {
         .map_or("unknown", Topic::name)
 }
 
-/// Applies (or dead-letters) one message, then stores its offset. False when asked to stop
-/// before that: the offset stays where it was.
+/// Applies (or dead-letters) a batch of messages, then stores their offsets. The decodable ones
+/// go to the handler as one batch, retried as a whole until it succeeds (the window and the
+/// handler's durable record absorb the part applied before a failure). False when asked to stop
+/// before that: the offsets stay where they were.
 async fn process(
     shared: &Shared,
     consumer: &Consumer,
     kafka: &StreamConsumer,
-    message: &BorrowedMessage<'_>,
+    messages: &[BorrowedMessage<'_>],
     stop: &mut watch::Receiver<bool>,
 ) -> bool {
     let name = consumer.name();
@@ -176,76 +197,103 @@ async fn process(
     shared
         .stats
         .received
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let payload = message.payload().unwrap_or_default();
-    match Envelope::decode(payload) {
-        Ok(event) => {
-            let mut backoff = Duration::from_millis(50);
-            loop {
-                match consumer.deliver(&event).await {
-                    Ok(_) => break,
-                    Err(error) => {
-                        shared
-                            .stats
-                            .handler_failures
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        tracing::warn!(
-                            consumer = name,
-                            event_id = %event.id,
-                            error = format!("{error:#}"),
-                            retry_ms = backoff.as_millis() as u64,
-                            "event handler failed; retrying"
-                        );
-                        if !pause(backoff, stop).await {
-                            return false;
-                        }
-                        backoff = next_backoff(backoff, max_backoff);
-                    }
+        .fetch_add(messages.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    let mut events = Vec::with_capacity(messages.len());
+    for message in messages {
+        let payload = message.payload().unwrap_or_default();
+        match Envelope::decode(payload) {
+            Ok(event) => events.push(event),
+            Err(error) => {
+                if !dead_letter_with_retries(shared, name, message, &error.to_string(), stop).await
+                {
+                    return false;
                 }
             }
-            metrics::histogram!("event_publish_to_apply_seconds", "bus" => "kafka")
-                .record((nova_core::now_millis() - event.occurred_at).max(0) as f64 / 1000.0);
         }
-        Err(error) => {
-            let label = topic_label(&shared.settings, message.topic());
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                match dead_letter(shared, name, message, &error.to_string()).await {
-                    Ok(()) => break,
-                    Err(failure) => {
-                        tracing::warn!(
-                            consumer = name,
-                            error = format!("{failure:#}"),
-                            "dead letter not produced; retrying"
-                        );
-                        if !pause(backoff, stop).await {
-                            return false;
-                        }
-                        backoff = next_backoff(backoff, max_backoff);
+    }
+    if !events.is_empty() {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match consumer.deliver_batch(&events).await {
+                Ok(_) => break,
+                Err(error) => {
+                    shared
+                        .stats
+                        .handler_failures
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(
+                        consumer = name,
+                        first_event_id = %events[0].id,
+                        events = events.len(),
+                        error = format!("{error:#}"),
+                        retry_ms = backoff.as_millis() as u64,
+                        "event handler failed; retrying"
+                    );
+                    if !pause(backoff, stop).await {
+                        return false;
                     }
+                    backoff = next_backoff(backoff, max_backoff);
                 }
             }
-            shared
-                .stats
-                .dead_lettered
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            metrics::counter!("event_dead_lettered_total", "topic" => label).increment(1);
-            tracing::error!(
-                consumer = name,
-                topic = message.topic(),
-                partition = message.partition(),
-                offset = message.offset(),
-                %error,
-                "dead-lettered kafka message"
-            );
+        }
+        let now = nova_core::now_millis();
+        for event in &events {
+            metrics::histogram!("event_publish_to_apply_seconds", "bus" => "kafka")
+                .record((now - event.occurred_at).max(0) as f64 / 1000.0);
         }
     }
     if consumer.kind() == HandlerKind::Durable {
-        if let Err(error) = kafka.store_offset_from_message(message) {
-            // The partition was revoked meanwhile: its new owner gets the message again.
-            tracing::warn!(consumer = name, %error, "kafka offset not stored");
+        for message in messages {
+            if let Err(error) = kafka.store_offset_from_message(message) {
+                // The partition was revoked meanwhile: its new owner gets the message again.
+                tracing::warn!(consumer = name, %error, "kafka offset not stored");
+            }
         }
     }
+    true
+}
+
+/// Dead-letters one undecodable message, retrying until the dead letter is produced. False
+/// when asked to stop first.
+async fn dead_letter_with_retries(
+    shared: &Shared,
+    name: &'static str,
+    message: &BorrowedMessage<'_>,
+    error: &str,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    let max_backoff = shared.settings.max_retry_backoff;
+    let label = topic_label(&shared.settings, message.topic());
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match dead_letter(shared, name, message, error).await {
+            Ok(()) => break,
+            Err(failure) => {
+                tracing::warn!(
+                    consumer = name,
+                    error = format!("{failure:#}"),
+                    "dead letter not produced; retrying"
+                );
+                if !pause(backoff, stop).await {
+                    return false;
+                }
+                backoff = next_backoff(backoff, max_backoff);
+            }
+        }
+    }
+    shared
+        .stats
+        .dead_lettered
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    metrics::counter!("event_dead_lettered_total", "topic" => label).increment(1);
+    tracing::error!(
+        consumer = name,
+        topic = message.topic(),
+        partition = message.partition(),
+        offset = message.offset(),
+        %error,
+        "dead-lettered kafka message"
+    );
     true
 }
 

@@ -10,7 +10,7 @@ use crate::NotificationsService;
 
 /// Creates notifications from `PostCreated`, `PostLiked`, `UserFollowed` and `MessageSent`.
 /// Durable: one node applies each event, and the store's processed record (written with the
-/// notifications) makes a redelivery a no-op.
+/// notifications) makes a redelivery a no-op. Batches are applied with one store call.
 pub struct NotificationsHandler(pub Arc<NotificationsService>);
 
 impl NotificationsHandler {
@@ -34,6 +34,14 @@ impl EventHandler for NotificationsHandler {
     async fn handle(&self, event: &Envelope) -> anyhow::Result<Handled> {
         self.0
             .handle_event(Self::NAME, event)
+            .await
+            .map_err(anyhow::Error::new)
+    }
+
+    /// The whole batch in one store call: one transaction instead of one per event.
+    async fn handle_batch(&self, events: &[Envelope]) -> anyhow::Result<Vec<Handled>> {
+        self.0
+            .handle_events(Self::NAME, events)
             .await
             .map_err(anyhow::Error::new)
     }

@@ -24,4 +24,4 @@ pub use error::NotificationError;
 pub use handler::{NotificationsHandler, PreferencesInvalidation};
 pub use model::*;
 pub use service::NotificationsService;
-pub use store::{Activity, NotificationStore};
+pub use store::{Activity, EventActivities, NotificationStore};

@@ -13,7 +13,7 @@ use nova_users::{GraphService, UsersService};
 use crate::model::{
     Notification, NotificationKind, Preferences, PreferencesPatch, Source, MAX_MARK_READ_IDS,
 };
-use crate::store::{Activity, NotificationStore};
+use crate::store::{Activity, EventActivities, NotificationStore};
 use crate::NotificationError;
 
 /// How long a cached preferences entry may live without an invalidation: a safety net only,
@@ -279,13 +279,8 @@ impl NotificationsService {
         Ok(true)
     }
 
-    /// Applies one event for the consumer `consumer`: derives its notifications and stores them
-    /// with the durable processed record, so a second delivery changes nothing.
-    pub async fn handle_event(
-        &self,
-        consumer: &str,
-        envelope: &Envelope,
-    ) -> Result<Handled, NotificationError> {
+    /// The activities `envelope` causes under the rules, before anything is stored.
+    async fn activities(&self, envelope: &Envelope) -> Result<Vec<Activity>, NotificationError> {
         let mut activities = Vec::new();
         for candidate in self.candidates(&envelope.event).await? {
             if !self.admits(&candidate).await? {
@@ -302,6 +297,17 @@ impl NotificationsService {
                 upserted_event_id: self.ids.next_id(),
             });
         }
+        Ok(activities)
+    }
+
+    /// Applies one event for the consumer `consumer`: derives its notifications and stores them
+    /// with the durable processed record, so a second delivery changes nothing.
+    pub async fn handle_event(
+        &self,
+        consumer: &str,
+        envelope: &Envelope,
+    ) -> Result<Handled, NotificationError> {
+        let activities = self.activities(envelope).await?;
         if activities.is_empty() {
             return Ok(Handled::Ignored);
         }
@@ -316,5 +322,48 @@ impl NotificationsService {
                 Handled::AlreadyApplied
             },
         )
+    }
+
+    /// Applies a batch of events for `consumer`: derives each event's notifications, then
+    /// stores all of them with their processed records in one store call (one transaction on
+    /// adapters that implement `apply_events`). Returns one outcome per event, in order; an
+    /// event seen before, or earlier in the batch, is `AlreadyApplied` and changes nothing.
+    pub async fn handle_events(
+        &self,
+        consumer: &str,
+        envelopes: &[Envelope],
+    ) -> Result<Vec<Handled>, NotificationError> {
+        let mut handled = vec![Handled::Ignored; envelopes.len()];
+        let mut batch = Vec::new();
+        let mut positions = Vec::new();
+        for (at, envelope) in envelopes.iter().enumerate() {
+            let activities = self.activities(envelope).await?;
+            if !activities.is_empty() {
+                batch.push(EventActivities {
+                    event_id: envelope.id,
+                    activities,
+                });
+                positions.push(at);
+            }
+        }
+        if batch.is_empty() {
+            return Ok(handled);
+        }
+        let applied = self.store.apply_events(consumer, &batch).await?;
+        if applied.len() != batch.len() {
+            return Err(NotificationError::Internal(anyhow::anyhow!(
+                "apply_events returned {} outcomes for {} events",
+                applied.len(),
+                batch.len()
+            )));
+        }
+        for (at, applied) in positions.into_iter().zip(applied) {
+            handled[at] = if applied {
+                Handled::Applied
+            } else {
+                Handled::AlreadyApplied
+            };
+        }
+        Ok(handled)
     }
 }

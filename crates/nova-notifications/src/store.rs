@@ -26,6 +26,13 @@ pub struct Activity {
     pub upserted_event_id: Id,
 }
 
+/// One event's activities, for [`NotificationStore::apply_events`].
+#[derive(Debug, Clone)]
+pub struct EventActivities {
+    pub event_id: Id,
+    pub activities: Vec<Activity>,
+}
+
 #[async_trait]
 pub trait NotificationStore: Send + Sync {
     /// In one transaction: records (`consumer`, `event_id`) as processed and applies every
@@ -39,6 +46,30 @@ pub trait NotificationStore: Send + Sync {
         event_id: Id,
         activities: &[Activity],
     ) -> anyhow::Result<bool>;
+    /// Applies a batch of events in order, each exactly as [`NotificationStore::apply_event`]
+    /// would, and returns one flag per entry: false, changing nothing for it, when the event
+    /// was processed before, including by an earlier entry of the same batch. All or nothing:
+    /// on `Err` no entry is applied, so the caller can redeliver the whole batch.
+    ///
+    /// Adapters should write the whole batch in one transaction (one commit, one fsync for
+    /// the batch instead of one per event). The default applies the entries one by one with
+    /// `apply_event`, one transaction each: correct (a retry after a partial failure finds
+    /// the applied entries processed) but as slow as per-event delivery, and not all or
+    /// nothing.
+    async fn apply_events(
+        &self,
+        consumer: &str,
+        events: &[EventActivities],
+    ) -> anyhow::Result<Vec<bool>> {
+        let mut applied = Vec::with_capacity(events.len());
+        for event in events {
+            applied.push(
+                self.apply_event(consumer, event.event_id, &event.activities)
+                    .await?,
+            );
+        }
+        Ok(applied)
+    }
     /// The recipient's groups, latest activity first (keyset on the sort id), each with its
     /// target post when that post is live (visibility is the service's question).
     async fn list_notifications(

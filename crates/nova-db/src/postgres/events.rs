@@ -16,6 +16,19 @@ use super::PgStore;
 use crate::error::DbContext as _;
 use crate::rows::{record_from_row, OutboxRow};
 
+/// The relay's claim: `$1` limit. Uses the partial index `outbox_unsent` (checked in
+/// `plans.rs`), so its cost follows the unsent rows, not the table's history.
+pub(super) const CLAIM_SQL: &str = "SELECT id, topic, key, payload, created_at FROM outbox \
+     WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED";
+
+/// The unsent rows of the claimed keys up to the claim's last id: `$1` keys, `$2` last id.
+pub(super) const KEY_ORDER_SQL: &str =
+    "SELECT key, id FROM outbox WHERE sent_at IS NULL AND key = ANY($1) AND id <= $2";
+
+/// The backlog gauge's count; also on `outbox_unsent`.
+pub(super) const BACKLOG_SQL: &str =
+    "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE sent_at IS NULL";
+
 /// Writes an event to the outbox inside the caller's transaction.
 pub(crate) async fn write_event(
     conn: &mut sqlx::PgConnection,
@@ -32,6 +45,34 @@ pub(crate) async fn write_event(
     .execute(conn)
     .await
     .context("write outbox event")?;
+    Ok(())
+}
+
+/// Writes events to the outbox inside the caller's transaction, in one statement.
+pub(crate) async fn write_events(
+    conn: &mut sqlx::PgConnection,
+    events: &[EventRecord],
+) -> anyhow::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = events.iter().map(|e| e.id.0).collect();
+    let topics: Vec<&str> = events.iter().map(|e| e.topic.name()).collect();
+    let keys: Vec<i64> = events.iter().map(|e| e.key.0).collect();
+    let payloads: Vec<&[u8]> = events.iter().map(|e| e.payload.as_slice()).collect();
+    let created: Vec<i64> = events.iter().map(|e| e.created_at).collect();
+    sqlx::query(
+        "INSERT INTO outbox (id, topic, key, payload, created_at) \
+         SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::bytea[], $5::int8[])",
+    )
+    .bind(&ids)
+    .bind(&topics)
+    .bind(&keys)
+    .bind(&payloads)
+    .bind(&created)
+    .execute(conn)
+    .await
+    .context("write outbox events")?;
     Ok(())
 }
 
@@ -56,14 +97,11 @@ fn publishable(claimed: Vec<EventRecord>, unsent_of_keys: &[(i64, i64)]) -> Vec<
 impl OutboxStore for PgStore {
     async fn relay_batch(&self, limit: usize, publisher: &dyn Publisher) -> anyhow::Result<usize> {
         let mut tx = self.gate.begin().await.context("begin relay batch")?;
-        let rows: Vec<OutboxRow> = sqlx::query_as(
-            "SELECT id, topic, key, payload, created_at FROM outbox WHERE sent_at IS NULL \
-             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-        )
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&mut *tx)
-        .await
-        .context("claim outbox rows")?;
+        let rows: Vec<OutboxRow> = sqlx::query_as(CLAIM_SQL)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await
+            .context("claim outbox rows")?;
         if rows.is_empty() {
             return Ok(0);
         }
@@ -79,14 +117,12 @@ impl OutboxStore for PgStore {
             .collect();
         let last = claimed.iter().map(|r| r.id.0).max().unwrap_or(0);
         // A plain read sees rows other relays hold locked: those are the ones to wait behind.
-        let unsent_of_keys: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT key, id FROM outbox WHERE sent_at IS NULL AND key = ANY($1) AND id <= $2",
-        )
-        .bind(&keys)
-        .bind(last)
-        .fetch_all(&mut *tx)
-        .await
-        .context("check per-key order")?;
+        let unsent_of_keys: Vec<(i64, i64)> = sqlx::query_as(KEY_ORDER_SQL)
+            .bind(&keys)
+            .bind(last)
+            .fetch_all(&mut *tx)
+            .await
+            .context("check per-key order")?;
         let batch = publishable(claimed, &unsent_of_keys);
         if batch.is_empty() {
             return Ok(0);
@@ -104,11 +140,10 @@ impl OutboxStore for PgStore {
     }
 
     async fn backlog(&self) -> anyhow::Result<Backlog> {
-        let (unsent, oldest): (i64, Option<i64>) =
-            sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE sent_at IS NULL")
-                .fetch_one(&mut *self.gate.acquire().await?)
-                .await
-                .context("outbox backlog")?;
+        let (unsent, oldest): (i64, Option<i64>) = sqlx::query_as(BACKLOG_SQL)
+            .fetch_one(&mut *self.gate.acquire().await?)
+            .await
+            .context("outbox backlog")?;
         Ok(Backlog {
             unsent: u64::try_from(unsent).unwrap_or(0),
             oldest_created_at: oldest,

@@ -1,14 +1,16 @@
 //! Notification groups and preferences on Postgres, where several nodes apply events at once.
 //!
-//! Applying an event takes a transaction-scoped advisory lock per recipient (in id order, so two
-//! events never wait on each other in a cycle): two events for the same recipient on different
-//! nodes would otherwise both find no unread group and start two.
+//! Applying events takes a transaction-scoped advisory lock per recipient (in key order, so two
+//! transactions never wait on each other in a cycle): two events for the same recipient on
+//! different nodes would otherwise both find no unread group and start two. A batch of events
+//! (`apply_events`) is one transaction: one processed-records insert, one lock round trip, the
+//! group writes, one outbox insert for all `NotificationUpserted` rows, one commit.
 
 use async_trait::async_trait;
 use nova_core::{Id, Page, PageRequest, UnixMillis};
 use nova_events::EventRecord;
 use nova_notifications::model::{upserted_event, Notification, Preferences, RecentActors};
-use nova_notifications::store::{Activity, NotificationStore};
+use nova_notifications::store::{Activity, EventActivities, NotificationStore};
 
 use super::{ids, PgStore};
 use crate::error::DbContext as _;
@@ -28,6 +30,177 @@ fn list_sql() -> String {
 const UNREAD_SQL: &str =
     "SELECT COUNT(*) FROM notifications WHERE recipient_id = $1 AND read_at IS NULL";
 
+/// Takes the recipients' advisory locks for the rest of the transaction, in lock-key order
+/// (the same order on every node, so two batches never wait on each other in a cycle), in
+/// one round trip: `unnest` yields the sorted keys in array order.
+async fn lock_recipients(
+    conn: &mut sqlx::PgConnection,
+    activities: impl Iterator<Item = &Activity>,
+) -> anyhow::Result<()> {
+    let mut keys: Vec<i32> = activities
+        .map(|a| (a.recipient_id.0 & 0x7fff_ffff) as i32)
+        .collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    sqlx::query("SELECT pg_advisory_xact_lock($1::int4, k) FROM unnest($2::int4[]) AS k")
+        .bind(RECIPIENT_LOCK)
+        .bind(&keys)
+        .execute(conn)
+        .await
+        .context("lock notification recipients")?;
+    Ok(())
+}
+
+/// Applies one activity inside the caller's transaction; returns the changed group, or None
+/// when the actor was in the group already (counted once, nothing changes).
+async fn apply_activity(
+    conn: &mut sqlx::PgConnection,
+    activity: &Activity,
+) -> anyhow::Result<Option<Id>> {
+    let target = activity.target_id.map_or(0, |t| t.0);
+    let group: Option<(i64, String)> = sqlx::query_as(
+        "SELECT id, recent_actors FROM notifications \
+         WHERE recipient_id = $1 AND kind = $2 AND target_id = $3 AND read_at IS NULL \
+         ORDER BY sort_id DESC LIMIT 1",
+    )
+    .bind(activity.recipient_id.0)
+    .bind(activity.kind.as_str())
+    .bind(target)
+    .fetch_optional(&mut *conn)
+    .await
+    .context("find unread notification group")?;
+    Ok(Some(match group {
+        Some((id, recent)) => {
+            let joined = sqlx::query(
+                "INSERT INTO notification_actors (notification_id, actor_id, event_id) \
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(activity.actor_id.0)
+            .bind(activity.event_id.0)
+            .execute(&mut *conn)
+            .await
+            .context("add notification actor")?;
+            if joined.rows_affected() == 0 {
+                return Ok(None);
+            }
+            let recent = RecentActors::decode(&recent)
+                .with(activity.event_id, activity.actor_id)
+                .encode();
+            sqlx::query(
+                "UPDATE notifications SET actor_count = actor_count + 1, recent_actors = $1, \
+                 sort_id = GREATEST(sort_id, $2), updated_at = $3 WHERE id = $4",
+            )
+            .bind(recent)
+            .bind(activity.event_id.0)
+            .bind(activity.at)
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .context("grow notification group")?;
+            Id(id)
+        }
+        None => {
+            let id = activity.new_notification_id;
+            sqlx::query(
+                "INSERT INTO notifications (id, recipient_id, kind, target_id, actor_count, \
+                 recent_actors, sort_id, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $7)",
+            )
+            .bind(id.0)
+            .bind(activity.recipient_id.0)
+            .bind(activity.kind.as_str())
+            .bind(target)
+            .bind(
+                RecentActors::default()
+                    .with(activity.event_id, activity.actor_id)
+                    .encode(),
+            )
+            .bind(activity.event_id.0)
+            .bind(activity.at)
+            .execute(&mut *conn)
+            .await
+            .context("insert notification")?;
+            sqlx::query(
+                "INSERT INTO notification_actors (notification_id, actor_id, event_id) \
+                 VALUES ($1, $2, $3)",
+            )
+            .bind(id.0)
+            .bind(activity.actor_id.0)
+            .bind(activity.event_id.0)
+            .execute(&mut *conn)
+            .await
+            .context("insert notification actor")?;
+            id
+        }
+    }))
+}
+
+impl PgStore {
+    /// The batch path behind both `apply_event` and `apply_events`: one transaction for the
+    /// whole batch. The processed records go first, in one statement; only the events whose
+    /// record is new (not processed before, not an earlier entry of this batch) are applied.
+    async fn apply_batch(
+        &self,
+        consumer: &str,
+        events: &[(Id, &[Activity])],
+    ) -> anyhow::Result<Vec<bool>> {
+        let mut tx = self.gate.begin().await.context("begin notifications")?;
+        let mut ids: Vec<i64> = events.iter().map(|(id, _)| id.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let fresh: std::collections::HashSet<i64> = sqlx::query_scalar(
+            "INSERT INTO processed_events (consumer, event_id, processed_at) \
+             SELECT $1, e, $3 FROM unnest($2::int8[]) AS e ON CONFLICT DO NOTHING \
+             RETURNING event_id",
+        )
+        .bind(consumer)
+        .bind(&ids)
+        .bind(nova_core::now_millis())
+        .fetch_all(&mut *tx)
+        .await
+        .context("record processed events")?
+        .into_iter()
+        .collect();
+        let mut taken = std::collections::HashSet::with_capacity(fresh.len());
+        let applied: Vec<bool> = events
+            .iter()
+            .map(|(id, _)| fresh.contains(&id.0) && taken.insert(id.0))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(applied);
+        }
+        let to_apply = || {
+            events
+                .iter()
+                .zip(&applied)
+                .filter(|(_, applied)| **applied)
+                .flat_map(|((_, activities), _)| activities.iter())
+        };
+        lock_recipients(&mut tx, to_apply()).await?;
+        let mut upserted = Vec::new();
+        for activity in to_apply() {
+            if let Some(changed) = apply_activity(&mut tx, activity).await? {
+                upserted.push(upserted_event(
+                    activity.upserted_event_id,
+                    activity.at,
+                    activity.recipient_id,
+                    changed,
+                ));
+            }
+        }
+        super::events::write_events(&mut tx, &upserted).await?;
+        tx.commit().await.context("commit notifications")?;
+        if !upserted.is_empty() {
+            self.outbox_signal.notify_one();
+        }
+        Ok(applied)
+    }
+}
+
 #[async_trait]
 impl NotificationStore for PgStore {
     async fn apply_event(
@@ -36,121 +209,23 @@ impl NotificationStore for PgStore {
         event_id: Id,
         activities: &[Activity],
     ) -> anyhow::Result<bool> {
-        let mut tx = self.gate.begin().await.context("begin notification")?;
-        let first = sqlx::query(
-            "INSERT INTO processed_events (consumer, event_id, processed_at) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(consumer)
-        .bind(event_id.0)
-        .bind(nova_core::now_millis())
-        .execute(&mut *tx)
-        .await
-        .context("record processed event")?;
-        if first.rows_affected() == 0 {
-            return Ok(false);
-        }
-        let mut recipients: Vec<i64> = activities.iter().map(|a| a.recipient_id.0).collect();
-        recipients.sort_unstable();
-        recipients.dedup();
-        for recipient in recipients {
-            sqlx::query("SELECT pg_advisory_xact_lock($1::int4, $2::int4)")
-                .bind(RECIPIENT_LOCK)
-                .bind((recipient & 0x7fff_ffff) as i32)
-                .execute(&mut *tx)
-                .await
-                .context("lock notification recipient")?;
-        }
-        for activity in activities {
-            let target = activity.target_id.map_or(0, |t| t.0);
-            let group: Option<(i64, String)> = sqlx::query_as(
-                "SELECT id, recent_actors FROM notifications \
-                 WHERE recipient_id = $1 AND kind = $2 AND target_id = $3 AND read_at IS NULL \
-                 ORDER BY sort_id DESC LIMIT 1",
-            )
-            .bind(activity.recipient_id.0)
-            .bind(activity.kind.as_str())
-            .bind(target)
-            .fetch_optional(&mut *tx)
-            .await
-            .context("find unread notification group")?;
-            let changed = match group {
-                Some((id, recent)) => {
-                    let joined = sqlx::query(
-                        "INSERT INTO notification_actors (notification_id, actor_id, event_id) \
-                         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(id)
-                    .bind(activity.actor_id.0)
-                    .bind(activity.event_id.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("add notification actor")?;
-                    if joined.rows_affected() == 0 {
-                        // The actor is in the group already: counted once, nothing changes.
-                        continue;
-                    }
-                    let recent = RecentActors::decode(&recent)
-                        .with(activity.event_id, activity.actor_id)
-                        .encode();
-                    sqlx::query(
-                        "UPDATE notifications SET actor_count = actor_count + 1, recent_actors = $1, \
-                         sort_id = GREATEST(sort_id, $2), updated_at = $3 WHERE id = $4",
-                    )
-                    .bind(recent)
-                    .bind(activity.event_id.0)
-                    .bind(activity.at)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .context("grow notification group")?;
-                    Id(id)
-                }
-                None => {
-                    let id = activity.new_notification_id;
-                    sqlx::query(
-                        "INSERT INTO notifications (id, recipient_id, kind, target_id, actor_count, \
-                         recent_actors, sort_id, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $7)",
-                    )
-                    .bind(id.0)
-                    .bind(activity.recipient_id.0)
-                    .bind(activity.kind.as_str())
-                    .bind(target)
-                    .bind(
-                        RecentActors::default()
-                            .with(activity.event_id, activity.actor_id)
-                            .encode(),
-                    )
-                    .bind(activity.event_id.0)
-                    .bind(activity.at)
-                    .execute(&mut *tx)
-                    .await
-                    .context("insert notification")?;
-                    sqlx::query(
-                        "INSERT INTO notification_actors (notification_id, actor_id, event_id) \
-                         VALUES ($1, $2, $3)",
-                    )
-                    .bind(id.0)
-                    .bind(activity.actor_id.0)
-                    .bind(activity.event_id.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("insert notification actor")?;
-                    id
-                }
-            };
-            let event = upserted_event(
-                activity.upserted_event_id,
-                activity.at,
-                activity.recipient_id,
-                changed,
-            );
-            super::events::write_event(&mut tx, &event).await?;
-        }
-        tx.commit().await.context("commit notification")?;
-        self.outbox_signal.notify_one();
-        Ok(true)
+        let applied = self
+            .apply_batch(consumer, &[(event_id, activities)])
+            .await?;
+        Ok(applied.first().copied().unwrap_or(false))
+    }
+
+    /// One transaction for the whole batch (see `apply_batch`).
+    async fn apply_events(
+        &self,
+        consumer: &str,
+        events: &[EventActivities],
+    ) -> anyhow::Result<Vec<bool>> {
+        let events: Vec<(Id, &[Activity])> = events
+            .iter()
+            .map(|e| (e.event_id, e.activities.as_slice()))
+            .collect();
+        self.apply_batch(consumer, &events).await
     }
 
     async fn list_notifications(

@@ -5,6 +5,7 @@
 
 use sqlx::Row as _;
 
+use super::events::{BACKLOG_SQL, CLAIM_SQL, KEY_ORDER_SQL};
 use super::posts::{author_posts_sql, home_feed_sql, replies_sql};
 use super::{PgStore, PostgresSettings};
 use crate::rows::USER_COLUMNS;
@@ -130,6 +131,76 @@ async fn hot_queries_use_indexes_and_never_scan_posts_sequentially() {
     assert!(
         failures.is_empty(),
         "queries without index plans:\n{}",
+        failures.join("\n\n")
+    );
+}
+
+/// The relay's queries run every poll and after every commit, on an outbox whose history only
+/// grows until pruned: they must use the partial index `outbox_unsent` (its size is the unsent
+/// rows), never scan the table. 200,000 rows of which 300 unsent, as on a node after a drain.
+#[tokio::test]
+async fn relay_queries_use_the_unsent_index_whatever_the_outbox_history() {
+    let Some(url) = super::test_database_url("outboxplans") else {
+        eprintln!("skipping plan checks: set TEST_DATABASE=postgres to run them");
+        return;
+    };
+    PgStore::create_database_if_missing(&url)
+        .await
+        .expect("create database");
+    let store = PgStore::open(&PostgresSettings {
+        url: url.clone(),
+        max_connections: 2,
+        acquire_timeout_ms: 5_000,
+        statement_timeout_ms: 120_000,
+        reject_above_ratio: 1.0,
+        saturation_grace_ms: 0,
+    })
+    .await
+    .expect("open");
+    store.migrate().await.expect("migrate");
+    sqlx::raw_sql(
+        "INSERT INTO outbox (id, topic, key, payload, created_at, sent_at) \
+           SELECT g, 'feed', g % 5000, '\\x00', g, CASE WHEN g <= 199700 THEN g END \
+           FROM generate_series(1, 200000) g; \
+         ANALYZE;",
+    )
+    .execute(store.pool())
+    .await
+    .expect("seed");
+    let (claim_sql, key_order_sql, backlog_sql) = (
+        format!("EXPLAIN {CLAIM_SQL}"),
+        format!("EXPLAIN {KEY_ORDER_SQL}"),
+        format!("EXPLAIN {BACKLOG_SQL}"),
+    );
+    let claim = sqlx::query(&claim_sql).bind(256_i64);
+    let key_order = sqlx::query(&key_order_sql)
+        .bind(vec![1_i64, 2, 3])
+        .bind(199_956_i64);
+    let backlog = sqlx::query(&backlog_sql);
+    let mut failures = Vec::new();
+    for (name, query) in [
+        ("claim", claim),
+        ("per-key order", key_order),
+        ("backlog", backlog),
+    ] {
+        let plan = query
+            .fetch_all(store.pool())
+            .await
+            .expect("explain")
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect::<Vec<_>>()
+            .join("\n");
+        println!("-- {name}\n{plan}\n");
+        if !plan.contains("outbox_unsent") || plan.contains("Seq Scan") {
+            failures.push(format!("{name}:\n{plan}"));
+        }
+    }
+    store.close().await;
+    PgStore::drop_database(&url).await.expect("drop database");
+    assert!(
+        failures.is_empty(),
+        "relay queries without the unsent index:\n{}",
         failures.join("\n\n")
     );
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use async_graphql::ServerError;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -268,55 +269,62 @@ fn is_argument_error(message: &str) -> bool {
         .any(|prefix| message.starts_with(prefix))
 }
 
+/// The body of an executed request, serialised straight from the executor's values (no
+/// intermediate JSON tree). `data` is left out for a request that failed before execution.
+#[derive(serde::Serialize)]
+struct ResponseBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a async_graphql::Value>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [ServerError],
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    extensions: Map<String, Value>,
+}
+
+/// The `extensions.code` of an error, if it has one.
+fn error_code(error: &ServerError) -> Option<&str> {
+    match error.extensions.as_ref()?.get("code")? {
+        async_graphql::Value::String(code) => Some(code),
+        _ => None,
+    }
+}
+
 /// Gives every error a code: errors raised before execution (no path) and argument coercion
 /// errors are the client's (INVALID_INPUT); any other uncoded execution error is an internal
 /// failure and is masked. INTERNAL errors carry the request id so operators can find the logged
 /// detail.
-fn sort_errors(errors: &mut [Value], request_id: &str) {
+fn sort_errors(errors: &mut [ServerError], request_id: &str) {
     for error in errors {
-        let Some(object) = error.as_object_mut() else {
-            continue;
-        };
-        let has_path = object.get("path").is_some_and(|p| !p.is_null());
-        let extensions = object.entry("extensions").or_insert_with(|| json!({}));
-        let Some(extensions) = extensions.as_object_mut() else {
-            continue;
-        };
-        let code = extensions
-            .get("code")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let message = object
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
-        let code = match code {
-            Some(code) => code,
-            None if has_path && is_argument_error(&message) => {
-                if message.chars().count() > MAX_ARGUMENT_MESSAGE_CHARS {
-                    let short: String = message.chars().take(MAX_ARGUMENT_MESSAGE_CHARS).collect();
-                    object.insert("message".into(), Value::String(format!("{short}…")));
+        let has_path = !error.path.is_empty();
+        let code = match error_code(error) {
+            Some(code) => code.to_owned(),
+            None if has_path && is_argument_error(&error.message) => {
+                if error.message.chars().count() > MAX_ARGUMENT_MESSAGE_CHARS {
+                    let short: String = error
+                        .message
+                        .chars()
+                        .take(MAX_ARGUMENT_MESSAGE_CHARS)
+                        .collect();
+                    error.message = format!("{short}…");
                 }
                 Code::InvalidInput.as_str().to_owned()
             }
             None if has_path => {
                 tracing::error!(
                     request_id,
-                    error = %message,
+                    error = %error.message,
                     "uncoded execution error"
                 );
-                object.insert("message".into(), Value::String("internal error".into()));
+                error.message = "internal error".to_owned();
                 Code::Internal.as_str().to_owned()
             }
             None => Code::InvalidInput.as_str().to_owned(),
         };
-        if let Some(extensions) = object.get_mut("extensions").and_then(Value::as_object_mut) {
-            if code == Code::Internal.as_str() {
-                extensions.insert("requestId".into(), Value::String(request_id.to_owned()));
-            }
-            extensions.insert("code".into(), Value::String(code));
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if code == Code::Internal.as_str() {
+            extensions.set("requestId", request_id);
         }
+        extensions.set("code", code);
     }
 }
 
@@ -451,40 +459,41 @@ async fn execute(
     let failed_before_execution = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
-    let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({}));
-    let cost = ticket.settle(body.get("data"), max_cost);
-    if let (Some((report, _)), Some(object)) = (&cost, body.as_object_mut()) {
-        let extensions = object.entry("extensions").or_insert_with(|| json!({}));
-        if let Some(extensions) = extensions.as_object_mut() {
-            extensions.insert("cost".into(), report.clone());
-        }
-    }
+    let mut response = response;
+    let cost = ticket.settle(Some(&response.data), max_cost);
     if let (Some(hash), false) = (register, failed_before_execution) {
         limits.persisted.insert(hash, &query);
     }
-    let mut outcome = "OK".to_owned();
-    if let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) {
-        sort_errors(errors, &request_id);
-        outcome = errors
-            .first()
-            .and_then(|e| e.pointer("/extensions/code"))
-            .and_then(Value::as_str)
-            .unwrap_or("ERROR")
-            .to_owned();
-    }
+    sort_errors(&mut response.errors, &request_id);
+    let outcome = response
+        .errors
+        .first()
+        .map_or("OK", |error| error_code(error).unwrap_or("ERROR"))
+        .to_owned();
     let status = if failed_before_execution {
-        if let Some(object) = body.as_object_mut() {
-            object.remove("data");
-        }
         match media {
             MediaType::GraphqlResponseJson => StatusCode::BAD_REQUEST,
             MediaType::Json => StatusCode::OK,
         }
-    } else if wholly_unavailable(&body) {
+    } else if wholly_unavailable(&response) {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
     };
+    let mut extensions: Map<String, Value> = response
+        .extensions
+        .iter()
+        .filter_map(|(key, value)| Some((key.clone(), serde_json::to_value(value).ok()?)))
+        .collect();
+    if let Some((report, _)) = &cost {
+        extensions.insert("cost".into(), report.clone());
+    }
+    let body = ResponseBody {
+        data: (!failed_before_execution).then_some(&response.data),
+        errors: &response.errors,
+        extensions,
+    };
+    let body = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
     record(
         &request_id,
         params.operation_name.as_deref(),
@@ -493,7 +502,7 @@ async fn execute(
         status.as_u16(),
         started,
     );
-    let mut http_response = (status, body.to_string()).into_response();
+    let mut http_response = (status, body).into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE {
         http_response.headers_mut().insert(
             header::RETRY_AFTER,
@@ -653,19 +662,18 @@ const RETRY_AFTER_SECS: &str = "1";
 /// The whole request failed because the service is overloaded or a dependency is down: every
 /// error is UNAVAILABLE and no root field produced data. Such a response is a 503 with
 /// Retry-After, so clients and load balancers back off; a partial failure stays a 200.
-fn wholly_unavailable(body: &Value) -> bool {
-    let Some(errors) = body.get("errors").and_then(Value::as_array) else {
-        return false;
-    };
-    let all_unavailable = !errors.is_empty()
-        && errors.iter().all(|e| {
-            e.pointer("/extensions/code").and_then(Value::as_str)
-                == Some(Code::Unavailable.as_str())
-        });
-    let no_data = match body.get("data") {
-        None | Some(Value::Null) => true,
-        Some(Value::Object(fields)) => fields.values().all(Value::is_null),
-        Some(_) => false,
+fn wholly_unavailable(response: &async_graphql::Response) -> bool {
+    let all_unavailable = !response.errors.is_empty()
+        && response
+            .errors
+            .iter()
+            .all(|e| error_code(e) == Some(Code::Unavailable.as_str()));
+    let no_data = match &response.data {
+        async_graphql::Value::Null => true,
+        async_graphql::Value::Object(fields) => {
+            fields.values().all(|v| *v == async_graphql::Value::Null)
+        }
+        _ => false,
     };
     all_unavailable && no_data
 }
@@ -704,47 +712,92 @@ fn record(
 mod tests {
     use super::*;
 
+    fn error(message: &str, path: Option<&str>, code: Option<&str>) -> ServerError {
+        let mut error = ServerError::new(message, None);
+        if let Some(path) = path {
+            error.path = vec![async_graphql::PathSegment::Field(path.to_owned())];
+        }
+        if let Some(code) = code {
+            let mut extensions = async_graphql::ErrorExtensionValues::default();
+            extensions.set("code", code);
+            error.extensions = Some(extensions);
+        }
+        error
+    }
+
+    fn code(error: &ServerError) -> Option<&str> {
+        error_code(error)
+    }
+
     #[test]
     fn uncoded_execution_errors_are_masked_and_request_and_argument_errors_are_invalid_input() {
+        let long = format!(
+            "Expected input type \"CreatePostInput\", found \"{}\".",
+            "x".repeat(10_000)
+        );
         let mut errors = vec![
-            json!({ "message": "database exploded at 10.0.0.1", "path": ["me"] }),
-            json!({ "message": "Unknown field \"x\"" }),
-            json!({ "message": "no", "path": ["a"], "extensions": { "code": "FORBIDDEN" } }),
-            json!({ "message": "Failed to parse \"Int\": Only integers from -2147483648 to 2147483647 are accepted.", "path": ["homeFeed"] }),
-            json!({ "message": format!("Expected input type \"CreatePostInput\", found \"{}\".", "x".repeat(10_000)), "path": ["createPost"] }),
+            error("database exploded at 10.0.0.1", Some("me"), None),
+            error("Unknown field \"x\"", None, None),
+            error("no", Some("a"), Some("FORBIDDEN")),
+            error("Failed to parse \"Int\": Only integers from -2147483648 to 2147483647 are accepted.", Some("homeFeed"), None),
+            error(&long, Some("createPost"), None),
         ];
         sort_errors(&mut errors, "req-1");
-        assert_eq!(errors[0]["message"], "internal error");
-        assert_eq!(errors[0]["extensions"]["code"], "INTERNAL");
-        assert_eq!(errors[0]["extensions"]["requestId"], "req-1");
-        assert_eq!(errors[1]["extensions"]["code"], "INVALID_INPUT");
-        assert_eq!(errors[2]["extensions"]["code"], "FORBIDDEN");
-        assert_eq!(errors[3]["extensions"]["code"], "INVALID_INPUT");
-        assert!(errors[3]["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("Failed to parse")));
-        assert_eq!(errors[4]["extensions"]["code"], "INVALID_INPUT");
-        assert!(errors[4]["message"]
-            .as_str()
-            .is_some_and(|m| m.chars().count() <= MAX_ARGUMENT_MESSAGE_CHARS + 1));
+        assert_eq!(errors[0].message, "internal error");
+        assert_eq!(code(&errors[0]), Some("INTERNAL"));
+        assert_eq!(
+            errors[0]
+                .extensions
+                .as_ref()
+                .and_then(|e| e.get("requestId")),
+            Some(&async_graphql::Value::from("req-1"))
+        );
+        assert_eq!(code(&errors[1]), Some("INVALID_INPUT"));
+        assert_eq!(code(&errors[2]), Some("FORBIDDEN"));
+        assert_eq!(code(&errors[3]), Some("INVALID_INPUT"));
+        assert!(errors[3].message.starts_with("Failed to parse"));
+        assert_eq!(code(&errors[4]), Some("INVALID_INPUT"));
+        assert!(errors[4].message.chars().count() <= MAX_ARGUMENT_MESSAGE_CHARS + 1);
+        let body = serde_json::to_value(ResponseBody {
+            data: None,
+            errors: &errors[..1],
+            extensions: Map::new(),
+        })
+        .expect("serialises");
+        assert_eq!(
+            body,
+            json!({ "errors": [{ "message": "internal error", "path": ["me"],
+                "extensions": { "code": "INTERNAL", "requestId": "req-1" } }] })
+        );
     }
 
     #[test]
     fn only_a_request_that_failed_entirely_for_unavailability_is_a_503() {
-        let unavailable = json!({ "message": "busy", "extensions": { "code": "UNAVAILABLE" } });
-        let forbidden = json!({ "message": "no", "extensions": { "code": "FORBIDDEN" } });
-        assert!(wholly_unavailable(
-            &json!({ "data": null, "errors": [unavailable] })
-        ));
-        assert!(wholly_unavailable(
-            &json!({ "data": { "a": null, "b": null }, "errors": [unavailable, unavailable] })
-        ));
-        assert!(!wholly_unavailable(
-            &json!({ "data": { "a": 1, "b": null }, "errors": [unavailable] })
-        ));
-        assert!(!wholly_unavailable(
-            &json!({ "data": null, "errors": [unavailable, forbidden] })
-        ));
-        assert!(!wholly_unavailable(&json!({ "data": { "a": 1 } })));
+        let unavailable = || error("busy", None, Some("UNAVAILABLE"));
+        let forbidden = || error("no", None, Some("FORBIDDEN"));
+        let response = |data: serde_json::Value, errors: Vec<ServerError>| {
+            let mut response = async_graphql::Response::new(
+                async_graphql::Value::from_json(data).expect("valid JSON"),
+            );
+            response.errors = errors;
+            response
+        };
+        assert!(wholly_unavailable(&response(
+            json!(null),
+            vec![unavailable()]
+        )));
+        assert!(wholly_unavailable(&response(
+            json!({ "a": null, "b": null }),
+            vec![unavailable(), unavailable()]
+        )));
+        assert!(!wholly_unavailable(&response(
+            json!({ "a": 1, "b": null }),
+            vec![unavailable()]
+        )));
+        assert!(!wholly_unavailable(&response(
+            json!(null),
+            vec![unavailable(), forbidden()]
+        )));
+        assert!(!wholly_unavailable(&response(json!({ "a": 1 }), vec![])));
     }
 }

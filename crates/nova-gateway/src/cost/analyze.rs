@@ -486,18 +486,22 @@ pub fn analyze<T: TypeInfo>(
 
 /// The cost of what a response actually returned: every object in `data` costs 1, every root
 /// field of a mutation 10 instead; the data of root introspection fields is left out.
-pub fn actual_cost(data: &serde_json::Value, analysis: &Analysis) -> u64 {
-    let Some(root) = data.as_object() else {
+pub fn actual_cost(data: &Value, analysis: &Analysis) -> u64 {
+    let Value::Object(root) = data else {
         return 0;
     };
     let mut total: u64 = 0;
     for (key, value) in root {
-        if analysis.introspection_keys.iter().any(|k| k == key) {
+        if analysis
+            .introspection_keys
+            .iter()
+            .any(|k| k == key.as_str())
+        {
             continue;
         }
         let objects = count_objects(value);
         total = total.saturating_add(if analysis.is_mutation {
-            let own = u64::from(value.is_object());
+            let own = u64::from(matches!(value, Value::Object(_)));
             MUTATION_WEIGHT.saturating_add(objects.saturating_sub(own))
         } else {
             objects
@@ -506,16 +510,16 @@ pub fn actual_cost(data: &serde_json::Value, analysis: &Analysis) -> u64 {
     total
 }
 
-fn count_objects(value: &serde_json::Value) -> u64 {
+fn count_objects(value: &Value) -> u64 {
     let mut count: u64 = 0;
     let mut stack = vec![value];
     while let Some(value) = stack.pop() {
         match value {
-            serde_json::Value::Object(map) => {
+            Value::Object(map) => {
                 count = count.saturating_add(1);
                 stack.extend(map.values());
             }
-            serde_json::Value::Array(items) => stack.extend(items.iter()),
+            Value::List(items) => stack.extend(items.iter()),
             _ => {}
         }
     }
@@ -771,19 +775,21 @@ mod tests {
     #[test]
     fn the_actual_cost_counts_the_objects_returned() {
         let query = Analysis::default();
-        let data = serde_json::json!({
+        let value = |json: serde_json::Value| Value::from_json(json).expect("valid JSON");
+        let data = value(serde_json::json!({
             "homeFeed": { "edges": [
                 { "node": { "id": "1", "author": { "username": "a" } } },
                 { "node": { "id": "2", "author": { "username": "b" } } }
             ] },
             "me": null
-        });
+        }));
         assert_eq!(actual_cost(&data, &query), 1 + 2 * 3);
         let mutation = Analysis {
             is_mutation: true,
             ..Analysis::default()
         };
-        let data = serde_json::json!({ "a": { "id": "1", "author": { "id": "2" } }, "b": true });
+        let data =
+            value(serde_json::json!({ "a": { "id": "1", "author": { "id": "2" } }, "b": true }));
         assert_eq!(actual_cost(&data, &mutation), 10 + 1 + 10);
         let introspection = Analysis {
             introspection_keys: vec!["s".into()],
@@ -791,7 +797,7 @@ mod tests {
         };
         assert_eq!(
             actual_cost(
-                &serde_json::json!({ "s": { "types": [{}, {}] } }),
+                &value(serde_json::json!({ "s": { "types": [{}, {}] } })),
                 &introspection
             ),
             0

@@ -204,7 +204,7 @@ impl CostTicket {
     /// the caller's budget state (`None` when the operation was never analysed).
     pub fn settle(
         &self,
-        data: Option<&Value>,
+        data: Option<&async_graphql::Value>,
         max_cost: u64,
     ) -> Option<(Value, Option<BudgetState>)> {
         let state = self.state.lock().ok()?;

@@ -2,7 +2,7 @@
 -- contains $EXPECT, no "errors"); prints "validated N invalid M" at the end. Closed loop: for peak
 -- throughput and CPU per request only, never for latency percentiles.
 --
---   BODY='{"query":"{ __typename }"}' EXPECT='"__typename":"Query"' \
+--   BODY='{"query":"{ __typename }"}' EXPECT='"__typename":"Query' \
 --     wrk -t1 -c32 -d10s -s loadtest/post_json.lua http://127.0.0.1:18095/graphql
 wrk.method = "POST"
 wrk.body = os.getenv("BODY") or "{}"

@@ -74,7 +74,7 @@ def table(directory):
         if pct:
             idle_core[b] = statistics.median(pct) / 100
     bins = list(dict.fromkeys(k[0] for k in med))
-    print("| binary | kind | rate | runs | achieved req/s | p50 ms | p99 ms | max ms | errors | dropped "
+    print("| binary | kind | rate | runs | achieved req/s | p50 ms | p99 ms | max ms | errors (Σ runs) | dropped (Σ runs) "
           "| CPU µs/req | net of idle | B/A CPU |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (b, kind, rate), a in med.items():

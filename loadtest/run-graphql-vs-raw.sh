@@ -53,7 +53,7 @@ for run in $(seq 1 "$RUNS"); do
     [[ $side == raw ]] && url="http://127.0.0.1:$(( PORT + 1 ))/raw"
     out="$RESULTS_DIR/wrk-$side-$run.txt"
     before=$(cpu_ticks)
-    BODY='{"query":"{ __typename }"}' EXPECT='"__typename":"Query"' \
+    BODY='{"query":"{ __typename }"}' EXPECT='"__typename":"Query' \
       timeout $(( $(secs "$DURATION") + 30 )) wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" \
       -s loadtest/post_json.lua "$url" >"$out" 2>&1
     after=$(cpu_ticks)

@@ -133,7 +133,9 @@ for run in $(seq 1 "$RUNS"); do
       wait "$k6_pid" || true
       perf report -i "$RESULTS_DIR/perf.data" --no-children --sort dso,sym --stdio 2>/dev/null \
         >"$RESULTS_DIR/perf-report.txt" || true
-      grep -v '^#' "$RESULTS_DIR/perf-report.txt" | grep '%' | head -15
+      perf report -i "$RESULTS_DIR/perf.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null \
+        >"$RESULTS_DIR/perf-top.txt" || true
+      awk '!/^#/ && /%/ && n++ < 15' "$RESULTS_DIR/perf-top.txt"
     fi
     stop_server
   done

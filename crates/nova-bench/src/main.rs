@@ -6,7 +6,12 @@
 //! `DIR/manifest.json`, `DIR/jwt-secret` and `DIR/tokens.json` / `DIR/tokens.txt` so that
 //! `nova serve --data-dir DIR` (with `NOVA_DB__URL=URL` for Postgres) accepts the generated
 //! access tokens. The load itself is driven by k6 (`loadtest/`).
+//!
+//! `nova-bench serve-baseline --data-dir DIR --listen ADDR --raw-listen ADDR` serves the real
+//! node (built by `nova_app::App::build`, as `nova serve` does) next to a raw axum JSON handler
+//! in the same process, for the GraphQL-vs-raw throughput ratio (P12).
 
+mod baseline;
 mod dist;
 mod fanout;
 mod pg;
@@ -77,6 +82,20 @@ enum Command {
         #[arg(long)]
         server_pid: Option<u32>,
     },
+    /// Serve the real Nova node (as `nova serve`, same `NOVA_*` environment) and, in the same
+    /// process and runtime, a raw axum handler `POST /raw` answering
+    /// `{"data":{"__typename":"Query"}}` on a second address. Stops on SIGINT/SIGTERM.
+    ServeBaseline {
+        /// Data directory (as `nova serve --data-dir`).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Address of the Nova node (`/graphql`, `/healthz`, ...).
+        #[arg(long, default_value = "127.0.0.1:18095")]
+        listen: String,
+        /// Address of the raw axum handler (`POST /raw`).
+        #[arg(long, default_value = "127.0.0.1:18096")]
+        raw_listen: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -137,6 +156,15 @@ fn main() -> ExitCode {
                 server_pid,
             }))
             .map(|report| println!("{report:#}")),
+        Command::ServeBaseline {
+            data_dir,
+            listen,
+            raw_listen,
+        } => runtime.block_on(baseline::run(baseline::BaselineArgs {
+            data_dir,
+            listen,
+            raw_listen,
+        })),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

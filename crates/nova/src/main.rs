@@ -1,5 +1,7 @@
 //! The `nova` binary: `serve`, `migrate` and `config check`.
 
+mod log_writer;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -57,17 +59,13 @@ enum ConfigCommand {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Installs the log subscriber. Lines are written by a background thread, so a request never
-/// waits on stdout; the returned guard flushes what is queued when dropped (at shutdown). The
-/// queue is not lossy: when it is full, the writer waits rather than dropping lines.
-fn init_logging(settings: &Settings) -> tracing_appender::non_blocking::WorkerGuard {
+/// Installs the log subscriber, writing to stdout in batches (`log_writer`); the returned guard
+/// writes out what is buffered when dropped (at shutdown).
+fn init_logging(settings: &Settings) -> log_writer::FlushGuard {
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log.filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("nova-log")
-        .finish(std::io::stdout());
+    let (writer, guard) = log_writer::batched_stdout();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)

@@ -327,8 +327,15 @@ pub(crate) mod testing {
 
     /// A migrated store on a fresh file, and a plain read-only rusqlite connection to it.
     pub(crate) async fn migrated() -> (tempfile::TempDir, SqliteStore, rusqlite::Connection) {
+        migrated_with(|_| {}).await
+    }
+
+    /// [`migrated`] with settings adjusted by `adjust`.
+    pub(crate) async fn migrated_with(
+        adjust: impl FnOnce(&mut SqliteSettings),
+    ) -> (tempfile::TempDir, SqliteStore, rusqlite::Connection) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let settings = SqliteSettings {
+        let mut settings = SqliteSettings {
             path: dir.path().join("nova.db"),
             max_read_connections: 2,
             busy_timeout_ms: 5_000,
@@ -337,6 +344,7 @@ pub(crate) mod testing {
             reject_above_ratio: 1.0,
             saturation_grace_ms: 0,
         };
+        adjust(&mut settings);
         let store = SqliteStore::open(&settings).await.expect("open");
         store.migrate().await.expect("migrate");
         let conn = rusqlite::Connection::open_with_flags(

@@ -136,3 +136,74 @@ impl Readers {
         drop(idle);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The read pool keeps the pool gate's contract (crates/nova-db/tests/pool_gate.rs runs the
+    //! same checks on Postgres).
+
+    use std::time::{Duration, Instant};
+
+    use nova_core::code::Unavailable;
+
+    use crate::sqlite::testing::migrated_with;
+    use crate::sqlite::SqliteStore;
+
+    async fn one_read(store: &SqliteStore) -> anyhow::Result<i64> {
+        store
+            .read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM users", [], |row| row.get(0))?))
+            .await
+    }
+
+    fn is_unavailable(error: &anyhow::Error) -> bool {
+        error.downcast_ref::<Unavailable>().is_some()
+    }
+
+    #[tokio::test]
+    async fn a_busy_read_pool_rejects_new_reads_at_once_and_recovers() {
+        let (_dir, store, _conn) = migrated_with(|s| {
+            s.max_read_connections = 4;
+            s.acquire_timeout_ms = 300;
+            s.reject_above_ratio = 0.85;
+        })
+        .await;
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(store.readers.acquire().await.expect("hold"));
+        }
+        one_read(&store).await.expect("75 % busy is still admitted");
+        held.push(store.readers.acquire().await.expect("hold"));
+        let started = Instant::now();
+        let error = one_read(&store).await.expect_err("rejected");
+        assert!(is_unavailable(&error), "{error:#}");
+        assert!(started.elapsed() < Duration::from_millis(100));
+        drop(held);
+        one_read(&store).await.expect("recovers");
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn without_early_rejection_a_read_waits_at_most_the_acquire_timeout() {
+        let (_dir, store, _conn) = migrated_with(|s| {
+            s.max_read_connections = 2;
+            s.acquire_timeout_ms = 300;
+            s.reject_above_ratio = 1.0;
+        })
+        .await;
+        let held = vec![
+            store.readers.acquire().await.expect("hold"),
+            store.readers.acquire().await.expect("hold"),
+        ];
+        let started = Instant::now();
+        let error = one_read(&store).await.expect_err("times out");
+        let waited = started.elapsed();
+        assert!(is_unavailable(&error), "{error:#}");
+        assert!(waited >= Duration::from_millis(250), "{waited:?}");
+        assert!(waited < Duration::from_millis(1_000), "{waited:?}");
+        drop(held);
+        one_read(&store).await.expect("recovers");
+        store.close().await;
+        let error = one_read(&store).await.expect_err("closed");
+        assert!(is_unavailable(&error), "{error:#}");
+    }
+}

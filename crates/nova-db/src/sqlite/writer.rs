@@ -387,3 +387,104 @@ impl WriterThread {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use nova_core::code::Unavailable;
+
+    use crate::sqlite::testing::migrated_with;
+    use crate::sqlite::{execute, SqliteStore};
+
+    /// Records `event_id` for consumer "test", the smallest write there is.
+    async fn record(store: &SqliteStore, event_id: i64, fail: bool) -> anyhow::Result<()> {
+        store
+            .write(move |tx| {
+                execute(
+                    tx,
+                    "INSERT INTO processed_events (consumer, event_id, processed_at) VALUES ('test', ?1, 0)",
+                    [event_id],
+                )?;
+                anyhow::ensure!(!fail, "job {event_id} fails after writing");
+                Ok(())
+            })
+            .await
+    }
+
+    async fn recorded(store: &SqliteStore) -> Vec<i64> {
+        store
+            .read(|conn| {
+                Ok(crate::sqlite::all(
+                    conn,
+                    "SELECT event_id FROM processed_events WHERE consumer = 'test' ORDER BY event_id",
+                    [],
+                    |row| row.get(0),
+                )?)
+            })
+            .await
+            .expect("read")
+    }
+
+    /// Holds the writer thread for `time`, so that jobs sent meanwhile queue up as one group.
+    fn hold_writer(store: &SqliteStore, time: Duration) -> tokio::task::JoinHandle<()> {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .write(move |_| {
+                    std::thread::sleep(time);
+                    Ok(())
+                })
+                .await
+                .expect("holding job");
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_job_rolls_back_alone_and_its_group_commits() {
+        let (_dir, store, _conn) = migrated_with(|_| {}).await;
+        let held = hold_writer(&store, Duration::from_millis(200));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Queued behind the held writer: these three run as one group.
+        let (first, failing, last) = tokio::join!(
+            record(&store, 1, false),
+            record(&store, 2, true),
+            record(&store, 3, false)
+        );
+        held.await.expect("join");
+        first.expect("first job commits");
+        last.expect("last job commits");
+        let error = failing.expect_err("the failing job gets its own error");
+        assert!(format!("{error:#}").contains("job 2 fails"), "{error:#}");
+        assert_eq!(recorded(&store).await, [1, 3]);
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_that_waited_past_the_acquire_timeout_is_unavailable_and_never_runs() {
+        let (_dir, store, _conn) = migrated_with(|s| s.acquire_timeout_ms = 100).await;
+        let held = hold_writer(&store, Duration::from_millis(300));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let error = record(&store, 7, false)
+            .await
+            .expect_err("waited past the timeout");
+        assert!(
+            error.downcast_ref::<Unavailable>().is_some(),
+            "expected Unavailable, got {error:#}"
+        );
+        held.await.expect("join");
+        assert_eq!(recorded(&store).await, Vec::<i64>::new());
+        record(&store, 8, false).await.expect("the writer recovers");
+        assert_eq!(recorded(&store).await, [8]);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn writes_after_close_are_unavailable() {
+        let (_dir, store, _conn) = migrated_with(|_| {}).await;
+        record(&store, 1, false).await.expect("before close");
+        store.close().await;
+        let error = record(&store, 2, false).await.expect_err("closed");
+        assert!(error.downcast_ref::<Unavailable>().is_some(), "{error:#}");
+    }
+}

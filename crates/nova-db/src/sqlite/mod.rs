@@ -5,7 +5,7 @@
 //! queued writes in groups ([`writer`]). SQLite allows a single writer at a time, so funnelling
 //! writes through one connection turns lock contention ("database is locked") into a short
 //! in-process queue, while WAL lets readers proceed during writes. Why not sqlx-sqlite:
-//! docs/adr/0013-sqlite-direct-access.md.
+//! docs/adr/0003-sqlite-direct-access.md.
 //!
 //! Migrations stay on sqlx's migrator (a short-lived sqlx connection), so existing databases and
 //! their `_sqlx_migrations` history keep working unchanged.

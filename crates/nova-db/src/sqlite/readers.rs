@@ -2,7 +2,7 @@
 //!
 //! A read runs synchronously on the thread that asks for it (a tokio worker): reads take tens to
 //! hundreds of microseconds, far less than handing the work to another thread and back, which
-//! is what sqlx-sqlite did for every statement (see docs/adr/0013-sqlite-direct-access.md).
+//! is what sqlx-sqlite did for every statement (see docs/adr/0003-sqlite-direct-access.md).
 //! Connections sit on a stack behind a mutex held only to push or pop; a semaphore with one
 //! permit per connection makes a caller wait (asynchronously, at most the acquire timeout)
 //! when all of them are out, and the shared [`Admission`] policy rejects new reads early when

@@ -1,4 +1,4 @@
-//! Sorting sqlx errors once: failures that mean "the database is slow, stuck or unreachable"
+//! Sorting database errors (sqlx for Postgres and migrations, rusqlite for the SQLite adapter) once: failures that mean "the database is slow, stuck or unreachable"
 //! (statement timeout, connection loss, lock timeout, SQLite busy) carry the [`Unavailable`]
 //! marker, so clients get UNAVAILABLE with Retry-After instead of INTERNAL; everything else is an
 //! internal error with the operation named.
@@ -14,6 +14,12 @@ pub(crate) trait DbContext<T> {
 impl<T> DbContext<T> for Result<T, sqlx::Error> {
     fn context(self, what: &'static str) -> anyhow::Result<T> {
         self.map_err(|error| classify(error, what))
+    }
+}
+
+impl<T> DbContext<T> for Result<T, rusqlite::Error> {
+    fn context(self, what: &'static str) -> anyhow::Result<T> {
+        self.map_err(|error| classify_sqlite(error, what))
     }
 }
 
@@ -55,6 +61,29 @@ fn classify(error: sqlx::Error, what: &'static str) -> anyhow::Error {
     }
 }
 
+/// Whether a rusqlite error means SQLite could not serve in time: SQLITE_BUSY or SQLITE_LOCKED
+/// after the busy timeout, or an interrupted statement.
+pub(crate) fn is_sqlite_unavailable(error: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode;
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _)
+            if matches!(
+                e.code,
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::OperationInterrupted
+            )
+    )
+}
+
+pub(crate) fn classify_sqlite(error: rusqlite::Error, what: &'static str) -> anyhow::Error {
+    if is_sqlite_unavailable(&error) {
+        anyhow::Error::new(Unavailable("the database did not answer in time"))
+            .context(format!("{what}: {error}"))
+    } else {
+        anyhow::Error::new(error).context(what)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,6 +97,27 @@ mod tests {
 
         let decode: Result<(), sqlx::Error> = Err(sqlx::Error::RowNotFound);
         let error = DbContext::context(decode, "get post").expect_err("error");
+        assert!(error.downcast_ref::<Unavailable>().is_none());
+    }
+
+    #[test]
+    fn sqlite_busy_and_locked_are_unavailable_and_constraints_are_not() {
+        let failure = |code: i32| {
+            Err::<(), _>(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        for code in [rusqlite::ffi::SQLITE_BUSY, rusqlite::ffi::SQLITE_LOCKED] {
+            let error = DbContext::context(failure(code), "insert post").expect_err("error");
+            assert!(error.downcast_ref::<Unavailable>().is_some(), "{error:#}");
+            assert!(format!("{error:#}").contains("insert post"));
+        }
+        let error = DbContext::context(
+            failure(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
+            "insert post",
+        )
+        .expect_err("error");
         assert!(error.downcast_ref::<Unavailable>().is_none());
     }
 }

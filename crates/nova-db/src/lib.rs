@@ -1,8 +1,9 @@
-//! Storage adapters: implementations of every domain store port on top of sqlx.
+//! Storage adapters: implementations of every domain store port, on rusqlite for SQLite and on
+//! sqlx for Postgres.
 //!
 //! Invariants:
-//! - `sqlx::Error` never leaves this crate: constraint violations become domain outcomes, the
-//!   rest becomes `anyhow::Error` with context;
+//! - `sqlx::Error` and `rusqlite::Error` never leave this crate: constraint violations become
+//!   domain outcomes, the rest becomes `anyhow::Error` with context;
 //! - every multi-row write (a post with its counters, a block with the follows it removes, an
 //!   edit with its version) is one transaction;
 //! - no query uses OFFSET: lists page by keyset on time-ordered ids.

@@ -22,7 +22,7 @@ use nova_messaging::store::{
 
 use super::{ids, PgStore};
 use crate::error::DbContext as _;
-use crate::sqlite::messaging::{
+use crate::rows::{
     group_members, view_columns, ConversationRow, MessageRow, ViewRow, CONVERSATION_COLUMNS,
     MESSAGE_COLUMNS,
 };

@@ -14,7 +14,7 @@ use nova_notifications::store::{Activity, EventActivities, NotificationStore};
 
 use super::{ids, PgStore};
 use crate::error::DbContext as _;
-use crate::sqlite::notifications::{NotificationRow, NOTIFICATION_SELECT};
+use crate::rows::{NotificationRow, NOTIFICATION_SELECT};
 
 /// Advisory-lock namespace of notification recipients (the first key of the two-key form).
 const RECIPIENT_LOCK: i32 = 0x6e6f_7466; // "notf"

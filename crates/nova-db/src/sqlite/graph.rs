@@ -6,47 +6,44 @@ use nova_core::{Id, Page, PageRequest, UnixMillis};
 use nova_events::EventRecord;
 use nova_users::model::{FollowEdge, Relationship, UserView};
 use nova_users::store::GraphStore;
+use rusqlite::{params, Connection};
 
-use super::{ids_json, SqliteStore};
+use super::{all, execute, ids_json, SqliteStore};
 use crate::rows::{EdgeRow, USER_COLUMNS};
 
 /// Moves both follow counters of one edge by `delta`.
-async fn bump_follow_counters(
-    conn: &mut sqlx::SqliteConnection,
+fn bump_follow_counters(
+    conn: &Connection,
     follower: Id,
     followee: Id,
     delta: i64,
 ) -> anyhow::Result<()> {
-    sqlx::query("UPDATE user_stats SET following_count = following_count + ?2 WHERE user_id = ?1")
-        .bind(follower.0)
-        .bind(delta)
-        .execute(&mut *conn)
-        .await
-        .context("update following count")?;
-    sqlx::query("UPDATE user_stats SET follower_count = follower_count + ?2 WHERE user_id = ?1")
-        .bind(followee.0)
-        .bind(delta)
-        .execute(&mut *conn)
-        .await
-        .context("update follower count")?;
+    execute(
+        conn,
+        "UPDATE user_stats SET following_count = following_count + ?2 WHERE user_id = ?1",
+        params![follower.0, delta],
+    )
+    .context("update following count")?;
+    execute(
+        conn,
+        "UPDATE user_stats SET follower_count = follower_count + ?2 WHERE user_id = ?1",
+        params![followee.0, delta],
+    )
+    .context("update follower count")?;
     Ok(())
 }
 
-async fn remove_follow(
-    conn: &mut sqlx::SqliteConnection,
-    follower: Id,
-    followee: Id,
-) -> anyhow::Result<bool> {
-    let deleted = sqlx::query("DELETE FROM follows WHERE follower_id = ?1 AND followee_id = ?2")
-        .bind(follower.0)
-        .bind(followee.0)
-        .execute(&mut *conn)
-        .await
-        .context("delete follow")?;
-    if deleted.rows_affected() == 0 {
+fn remove_follow(conn: &Connection, follower: Id, followee: Id) -> anyhow::Result<bool> {
+    let deleted = execute(
+        conn,
+        "DELETE FROM follows WHERE follower_id = ?1 AND followee_id = ?2",
+        params![follower.0, followee.0],
+    )
+    .context("delete follow")?;
+    if deleted == 0 {
         return Ok(false);
     }
-    bump_follow_counters(conn, follower, followee, -1).await?;
+    bump_follow_counters(conn, follower, followee, -1)?;
     Ok(true)
 }
 
@@ -67,14 +64,22 @@ impl SqliteStore {
                                                    OR (b.blocker_id = u.id AND b.blocked_id = ?3)) \
              ORDER BY f.id DESC LIMIT ?4"
         );
-        let rows: Vec<EdgeRow> = sqlx::query_as(&sql)
-            .bind(user.0)
-            .bind(page.after.map(|a| a.0))
-            .bind(viewer.map(|v| v.0))
-            .bind(page.fetch_limit())
-            .fetch_all(&mut *self.reader.acquire().await?)
-            .await
-            .context("list follow edges")?;
+        let rows = self
+            .read(|conn| {
+                all(
+                    conn,
+                    &sql,
+                    params![
+                        user.0,
+                        page.after.map(|a| a.0),
+                        viewer.map(|v| v.0),
+                        page.fetch_limit()
+                    ],
+                    EdgeRow::from_sqlite,
+                )
+                .context("list follow edges")
+            })
+            .await?;
         let edges = rows
             .into_iter()
             .map(|row| FollowEdge {
@@ -96,97 +101,105 @@ impl GraphStore for SqliteStore {
         now: UnixMillis,
         event: &EventRecord,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.writer.begin().await.context("begin follow")?;
-        let inserted = sqlx::query(
-            "INSERT INTO follows (follower_id, followee_id, id, created_at) \
-             SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM blocks WHERE (blocker_id = ?1 AND blocked_id = ?2) \
-                                                                       OR (blocker_id = ?2 AND blocked_id = ?1)) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(follower.0)
-        .bind(followee.0)
-        .bind(edge_id.0)
-        .bind(now)
-        .execute(&mut *tx)
+        let event = event.clone();
+        self.write(move |tx| {
+            let inserted = execute(
+                tx,
+                "INSERT INTO follows (follower_id, followee_id, id, created_at) \
+                 SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM blocks WHERE (blocker_id = ?1 AND blocked_id = ?2) \
+                                                                           OR (blocker_id = ?2 AND blocked_id = ?1)) \
+                 ON CONFLICT DO NOTHING",
+                params![follower.0, followee.0, edge_id.0, now],
+            )
+            .context("insert follow")?;
+            if inserted == 0 {
+                return Ok(false);
+            }
+            bump_follow_counters(tx, follower, followee, 1)?;
+            super::events::write_event(tx, &event)?;
+            Ok(true)
+        })
         .await
-        .context("insert follow")?;
-        if inserted.rows_affected() == 0 {
-            return Ok(false);
-        }
-        bump_follow_counters(&mut tx, follower, followee, 1).await?;
-        super::events::write_event(&mut tx, event).await?;
-        tx.commit().await.context("commit follow")?;
-        self.outbox_signal.notify_one();
-        Ok(true)
     }
 
     async fn delete_follow(&self, follower: Id, followee: Id) -> anyhow::Result<bool> {
-        let mut tx = self.writer.begin().await.context("begin unfollow")?;
-        let removed = remove_follow(&mut tx, follower, followee).await?;
-        tx.commit().await.context("commit unfollow")?;
-        Ok(removed)
+        self.write(move |tx| remove_follow(tx, follower, followee))
+            .await
     }
 
     async fn put_block(&self, blocker: Id, blocked: Id, now: UnixMillis) -> anyhow::Result<bool> {
-        let mut tx = self.writer.begin().await.context("begin block")?;
-        let inserted = sqlx::query("INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
-            .bind(blocker.0)
-            .bind(blocked.0)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
+        self.write(move |tx| {
+            let inserted = execute(
+                tx,
+                "INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                params![blocker.0, blocked.0, now],
+            )
             .context("insert block")?;
-        remove_follow(&mut tx, blocker, blocked).await?;
-        remove_follow(&mut tx, blocked, blocker).await?;
-        tx.commit().await.context("commit block")?;
-        Ok(inserted.rows_affected() > 0)
+            remove_follow(tx, blocker, blocked)?;
+            remove_follow(tx, blocked, blocker)?;
+            Ok(inserted > 0)
+        })
+        .await
     }
 
     async fn delete_block(&self, blocker: Id, blocked: Id) -> anyhow::Result<bool> {
-        let deleted = sqlx::query("DELETE FROM blocks WHERE blocker_id = ?1 AND blocked_id = ?2")
-            .bind(blocker.0)
-            .bind(blocked.0)
-            .execute(&mut *self.writer.acquire().await?)
-            .await
-            .context("delete block")?;
-        Ok(deleted.rows_affected() > 0)
+        let deleted = self
+            .write(move |tx| {
+                execute(
+                    tx,
+                    "DELETE FROM blocks WHERE blocker_id = ?1 AND blocked_id = ?2",
+                    params![blocker.0, blocked.0],
+                )
+                .context("delete block")
+            })
+            .await?;
+        Ok(deleted > 0)
     }
 
     async fn put_mute(&self, muter: Id, muted: Id, now: UnixMillis) -> anyhow::Result<bool> {
-        let inserted = sqlx::query("INSERT INTO mutes (muter_id, muted_id, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
-            .bind(muter.0)
-            .bind(muted.0)
-            .bind(now)
-            .execute(&mut *self.writer.acquire().await?)
-            .await
-            .context("insert mute")?;
-        Ok(inserted.rows_affected() > 0)
+        let inserted = self
+            .write(move |tx| {
+                execute(
+                    tx,
+                    "INSERT INTO mutes (muter_id, muted_id, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                    params![muter.0, muted.0, now],
+                )
+                .context("insert mute")
+            })
+            .await?;
+        Ok(inserted > 0)
     }
 
     async fn delete_mute(&self, muter: Id, muted: Id) -> anyhow::Result<bool> {
-        let deleted = sqlx::query("DELETE FROM mutes WHERE muter_id = ?1 AND muted_id = ?2")
-            .bind(muter.0)
-            .bind(muted.0)
-            .execute(&mut *self.writer.acquire().await?)
-            .await
-            .context("delete mute")?;
-        Ok(deleted.rows_affected() > 0)
+        let deleted = self
+            .write(move |tx| {
+                execute(
+                    tx,
+                    "DELETE FROM mutes WHERE muter_id = ?1 AND muted_id = ?2",
+                    params![muter.0, muted.0],
+                )
+                .context("delete mute")
+            })
+            .await?;
+        Ok(deleted > 0)
     }
 
     async fn feed_audience(&self, author: Id, candidates: &[Id]) -> anyhow::Result<Vec<Id>> {
-        let rows: Vec<i64> = sqlx::query_scalar(
-            "SELECT c.value FROM json_each(?2) AS c \
-             WHERE c.value = ?1 OR (EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = c.value AND f.followee_id = ?1) \
-               AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = c.value AND m.muted_id = ?1) \
-               AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = c.value AND b.blocked_id = ?1) \
-                                                      OR (b.blocker_id = ?1 AND b.blocked_id = c.value)))",
-        )
-        .bind(author.0)
-        .bind(super::ids_json(candidates))
-        .fetch_all(&mut *self.reader.acquire().await?)
+        let json = ids_json(candidates);
+        self.read(|conn| {
+            all(
+                conn,
+                "SELECT c.value FROM json_each(?2) AS c \
+                 WHERE c.value = ?1 OR (EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = c.value AND f.followee_id = ?1) \
+                   AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = c.value AND m.muted_id = ?1) \
+                   AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = c.value AND b.blocked_id = ?1) \
+                                                          OR (b.blocker_id = ?1 AND b.blocked_id = c.value)))",
+                params![author.0, json],
+                |row| row.get(0).map(Id),
+            )
+            .context("feed audience")
+        })
         .await
-        .context("feed audience")?;
-        Ok(rows.into_iter().map(Id).collect())
     }
 
     async fn get_relationships(
@@ -197,44 +210,36 @@ impl GraphStore for SqliteStore {
         if others.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<(i64, bool, bool, bool, bool, bool)> = sqlx::query_as(
-            "SELECT o.value, \
-               EXISTS (SELECT 1 FROM follows WHERE follower_id = ?1 AND followee_id = o.value), \
-               EXISTS (SELECT 1 FROM follows WHERE follower_id = o.value AND followee_id = ?1), \
-               EXISTS (SELECT 1 FROM blocks WHERE blocker_id = ?1 AND blocked_id = o.value), \
-               EXISTS (SELECT 1 FROM blocks WHERE blocker_id = o.value AND blocked_id = ?1), \
-               EXISTS (SELECT 1 FROM mutes WHERE muter_id = ?1 AND muted_id = o.value) \
-             FROM json_each(?2) o",
-        )
-        .bind(viewer.0)
-        .bind(ids_json(others))
-        .fetch_all(&mut *self.reader.acquire().await?)
-        .await
-        .context("get relationships")?;
-        let by_id: std::collections::HashMap<i64, Relationship> = rows
-            .into_iter()
-            .map(
-                |(
-                    id,
-                    viewer_follows,
-                    follows_viewer,
-                    viewer_blocks,
-                    blocks_viewer,
-                    viewer_mutes,
-                )| {
-                    (
-                        id,
-                        Relationship {
-                            viewer_follows,
-                            follows_viewer,
-                            viewer_blocks,
-                            blocks_viewer,
-                            viewer_mutes,
-                        },
-                    )
-                },
-            )
-            .collect();
+        let json = ids_json(others);
+        let rows: Vec<(i64, Relationship)> = self
+            .read(|conn| {
+                all(
+                    conn,
+                    "SELECT o.value, \
+                       EXISTS (SELECT 1 FROM follows WHERE follower_id = ?1 AND followee_id = o.value), \
+                       EXISTS (SELECT 1 FROM follows WHERE follower_id = o.value AND followee_id = ?1), \
+                       EXISTS (SELECT 1 FROM blocks WHERE blocker_id = ?1 AND blocked_id = o.value), \
+                       EXISTS (SELECT 1 FROM blocks WHERE blocker_id = o.value AND blocked_id = ?1), \
+                       EXISTS (SELECT 1 FROM mutes WHERE muter_id = ?1 AND muted_id = o.value) \
+                     FROM json_each(?2) o",
+                    params![viewer.0, json],
+                    |row| {
+                        Ok((
+                            row.get(0)?,
+                            Relationship {
+                                viewer_follows: row.get(1)?,
+                                follows_viewer: row.get(2)?,
+                                viewer_blocks: row.get(3)?,
+                                blocks_viewer: row.get(4)?,
+                                viewer_mutes: row.get(5)?,
+                            },
+                        ))
+                    },
+                )
+                .context("get relationships")
+            })
+            .await?;
+        let by_id: std::collections::HashMap<i64, Relationship> = rows.into_iter().collect();
         Ok(others
             .iter()
             .map(|id| by_id.get(&id.0).copied().unwrap_or_default())

@@ -1,20 +1,19 @@
 //! Notification groups and preferences on SQLite.
 //!
-//! One writer connection serialises every write, so finding the unread group an actor joins
-//! and updating it cannot interleave with another event's write. The row type of a listed
-//! group ([`NotificationRow`]) is shared with the Postgres adapter.
+//! One writer serialises every write, so finding the unread group an actor joins and updating
+//! it cannot interleave with another event's write. The row type of a listed group
+//! ([`NotificationRow`]) is shared with the Postgres adapter.
 
 use async_trait::async_trait;
 use nova_core::{Id, Page, PageRequest, UnixMillis};
 use nova_events::EventRecord;
-use nova_notifications::model::{
-    upserted_event, Notification, NotificationKind, Preferences, RecentActors,
-};
+use nova_notifications::model::{upserted_event, Notification, Preferences, RecentActors};
 use nova_notifications::store::{Activity, NotificationStore};
-use nova_posts::{Post, Visibility};
+use rusqlite::params;
 
-use super::{ids_json, SqliteStore};
+use super::{all, execute, ids_json, one, optional, SqliteStore};
 use crate::error::DbContext as _;
+use crate::rows::{NotificationRow, NOTIFICATION_SELECT};
 
 #[async_trait]
 impl NotificationStore for SqliteStore {
@@ -24,110 +23,96 @@ impl NotificationStore for SqliteStore {
         event_id: Id,
         activities: &[Activity],
     ) -> anyhow::Result<bool> {
-        let mut tx = self.writer.begin().await.context("begin notification")?;
-        let first = sqlx::query(
-            "INSERT INTO processed_events (consumer, event_id, processed_at) VALUES (?1, ?2, ?3) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(consumer)
-        .bind(event_id.0)
-        .bind(nova_core::now_millis())
-        .execute(&mut *tx)
-        .await
-        .context("record processed event")?;
-        if first.rows_affected() == 0 {
-            return Ok(false);
-        }
-        for activity in activities {
-            let target = activity.target_id.map_or(0, |t| t.0);
-            let group: Option<(i64, String)> = sqlx::query_as(
-                "SELECT id, recent_actors FROM notifications \
-                 WHERE recipient_id = ?1 AND kind = ?2 AND target_id = ?3 AND read_at IS NULL \
-                 ORDER BY sort_id DESC LIMIT 1",
+        let consumer = consumer.to_owned();
+        let activities = activities.to_vec();
+        self.write(move |tx| {
+            let first = execute(
+                tx,
+                "INSERT INTO processed_events (consumer, event_id, processed_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT DO NOTHING",
+                params![consumer, event_id.0, nova_core::now_millis()],
             )
-            .bind(activity.recipient_id.0)
-            .bind(activity.kind.as_str())
-            .bind(target)
-            .fetch_optional(&mut *tx)
-            .await
-            .context("find unread notification group")?;
-            let changed = match group {
-                Some((id, recent)) => {
-                    let joined = sqlx::query(
-                        "INSERT INTO notification_actors (notification_id, actor_id, event_id) \
-                         VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(id)
-                    .bind(activity.actor_id.0)
-                    .bind(activity.event_id.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("add notification actor")?;
-                    if joined.rows_affected() == 0 {
-                        // The actor is in the group already: counted once, nothing changes.
-                        continue;
-                    }
-                    let recent = RecentActors::decode(&recent)
-                        .with(activity.event_id, activity.actor_id)
-                        .encode();
-                    sqlx::query(
-                        "UPDATE notifications SET actor_count = actor_count + 1, recent_actors = ?1, \
-                         sort_id = MAX(sort_id, ?2), updated_at = ?3 WHERE id = ?4",
-                    )
-                    .bind(recent)
-                    .bind(activity.event_id.0)
-                    .bind(activity.at)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .context("grow notification group")?;
-                    Id(id)
-                }
-                None => {
-                    let id = activity.new_notification_id;
-                    sqlx::query(
-                        "INSERT INTO notifications (id, recipient_id, kind, target_id, actor_count, \
-                         recent_actors, sort_id, created_at, updated_at) \
-                         VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?7)",
-                    )
-                    .bind(id.0)
-                    .bind(activity.recipient_id.0)
-                    .bind(activity.kind.as_str())
-                    .bind(target)
-                    .bind(
-                        RecentActors::default()
+            .context("record processed event")?;
+            if first == 0 {
+                return Ok(false);
+            }
+            for activity in &activities {
+                let target = activity.target_id.map_or(0, |t| t.0);
+                let group: Option<(i64, String)> = optional(
+                    tx,
+                    "SELECT id, recent_actors FROM notifications \
+                     WHERE recipient_id = ?1 AND kind = ?2 AND target_id = ?3 AND read_at IS NULL \
+                     ORDER BY sort_id DESC LIMIT 1",
+                    params![activity.recipient_id.0, activity.kind.as_str(), target],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .context("find unread notification group")?;
+                let changed = match group {
+                    Some((id, recent)) => {
+                        let joined = execute(
+                            tx,
+                            "INSERT INTO notification_actors (notification_id, actor_id, event_id) \
+                             VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                            params![id, activity.actor_id.0, activity.event_id.0],
+                        )
+                        .context("add notification actor")?;
+                        if joined == 0 {
+                            // The actor is in the group already: counted once, nothing changes.
+                            continue;
+                        }
+                        let recent = RecentActors::decode(&recent)
                             .with(activity.event_id, activity.actor_id)
-                            .encode(),
-                    )
-                    .bind(activity.event_id.0)
-                    .bind(activity.at)
-                    .execute(&mut *tx)
-                    .await
-                    .context("insert notification")?;
-                    sqlx::query(
-                        "INSERT INTO notification_actors (notification_id, actor_id, event_id) \
-                         VALUES (?1, ?2, ?3)",
-                    )
-                    .bind(id.0)
-                    .bind(activity.actor_id.0)
-                    .bind(activity.event_id.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("insert notification actor")?;
-                    id
-                }
-            };
-            let event = upserted_event(
-                activity.upserted_event_id,
-                activity.at,
-                activity.recipient_id,
-                changed,
-            );
-            super::events::write_event(&mut tx, &event).await?;
-        }
-        tx.commit().await.context("commit notification")?;
-        self.outbox_signal.notify_one();
-        Ok(true)
+                            .encode();
+                        execute(
+                            tx,
+                            "UPDATE notifications SET actor_count = actor_count + 1, recent_actors = ?1, \
+                             sort_id = MAX(sort_id, ?2), updated_at = ?3 WHERE id = ?4",
+                            params![recent, activity.event_id.0, activity.at, id],
+                        )
+                        .context("grow notification group")?;
+                        Id(id)
+                    }
+                    None => {
+                        let id = activity.new_notification_id;
+                        execute(
+                            tx,
+                            "INSERT INTO notifications (id, recipient_id, kind, target_id, actor_count, \
+                             recent_actors, sort_id, created_at, updated_at) \
+                             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?7)",
+                            params![
+                                id.0,
+                                activity.recipient_id.0,
+                                activity.kind.as_str(),
+                                target,
+                                RecentActors::default()
+                                    .with(activity.event_id, activity.actor_id)
+                                    .encode(),
+                                activity.event_id.0,
+                                activity.at
+                            ],
+                        )
+                        .context("insert notification")?;
+                        execute(
+                            tx,
+                            "INSERT INTO notification_actors (notification_id, actor_id, event_id) \
+                             VALUES (?1, ?2, ?3)",
+                            params![id.0, activity.actor_id.0, activity.event_id.0],
+                        )
+                        .context("insert notification actor")?;
+                        id
+                    }
+                };
+                let event = upserted_event(
+                    activity.upserted_event_id,
+                    activity.at,
+                    activity.recipient_id,
+                    changed,
+                );
+                super::events::write_event(tx, &event)?;
+            }
+            Ok(true)
+        })
+        .await
     }
 
     async fn list_notifications(
@@ -135,16 +120,25 @@ impl NotificationStore for SqliteStore {
         recipient: Id,
         page: &PageRequest,
     ) -> anyhow::Result<Page<Notification>> {
-        let rows: Vec<NotificationRow> = sqlx::query_as(&format!(
+        let sql = format!(
             "{NOTIFICATION_SELECT} WHERE n.recipient_id = ?1 AND n.sort_id < ?2 \
              ORDER BY n.sort_id DESC LIMIT ?3"
-        ))
-        .bind(recipient.0)
-        .bind(page.after.map_or(i64::MAX, |a| a.0))
-        .bind(page.fetch_limit())
-        .fetch_all(&mut *self.reader.acquire().await?)
-        .await
-        .context("list notifications")?;
+        );
+        let rows = self
+            .read(|conn| {
+                all(
+                    conn,
+                    &sql,
+                    params![
+                        recipient.0,
+                        page.after.map_or(i64::MAX, |a| a.0),
+                        page.fetch_limit()
+                    ],
+                    NotificationRow::from_sqlite,
+                )
+                .context("list notifications")
+            })
+            .await?;
         Ok(Page::from_rows(
             rows.into_iter()
                 .filter_map(NotificationRow::into_domain)
@@ -154,13 +148,16 @@ impl NotificationStore for SqliteStore {
     }
 
     async fn unread_count(&self, recipient: Id) -> anyhow::Result<i64> {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM notifications WHERE recipient_id = ?1 AND read_at IS NULL",
-        )
-        .bind(recipient.0)
-        .fetch_one(&mut *self.reader.acquire().await?)
+        self.read(|conn| {
+            one(
+                conn,
+                "SELECT COUNT(*) FROM notifications WHERE recipient_id = ?1 AND read_at IS NULL",
+                [recipient.0],
+                |row| row.get(0),
+            )
+            .context("count unread notifications")
+        })
         .await
-        .context("count unread notifications")
     }
 
     async fn mark_read(
@@ -169,56 +166,56 @@ impl NotificationStore for SqliteStore {
         ids: Option<&[Id]>,
         now: UnixMillis,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.writer.begin().await.context("begin mark read")?;
-        match ids {
-            None => {
-                sqlx::query(
-                    "UPDATE notifications SET read_at = ?2 WHERE recipient_id = ?1 AND read_at IS NULL",
-                )
-                .bind(recipient.0)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .context("mark all notifications read")?;
-            }
-            Some(ids) => {
-                let json = ids_json(ids);
-                let owned: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM notifications WHERE recipient_id = ?1 \
-                     AND id IN (SELECT value FROM json_each(?2))",
-                )
-                .bind(recipient.0)
-                .bind(&json)
-                .fetch_one(&mut *tx)
-                .await
-                .context("check notification ids")?;
-                if usize::try_from(owned).ok() != Some(ids.len()) {
-                    return Ok(false);
+        let ids = ids.map(<[Id]>::to_vec);
+        self.write(move |tx| {
+            match ids {
+                None => {
+                    execute(
+                        tx,
+                        "UPDATE notifications SET read_at = ?2 WHERE recipient_id = ?1 AND read_at IS NULL",
+                        params![recipient.0, now],
+                    )
+                    .context("mark all notifications read")?;
                 }
-                sqlx::query(
-                    "UPDATE notifications SET read_at = ?3 WHERE recipient_id = ?1 AND read_at IS NULL \
-                     AND id IN (SELECT value FROM json_each(?2))",
-                )
-                .bind(recipient.0)
-                .bind(&json)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .context("mark notifications read")?;
+                Some(ids) => {
+                    let json = ids_json(&ids);
+                    let owned: i64 = one(
+                        tx,
+                        "SELECT COUNT(*) FROM notifications WHERE recipient_id = ?1 \
+                         AND id IN (SELECT value FROM json_each(?2))",
+                        params![recipient.0, json],
+                        |row| row.get(0),
+                    )
+                    .context("check notification ids")?;
+                    if usize::try_from(owned).ok() != Some(ids.len()) {
+                        return Ok(false);
+                    }
+                    execute(
+                        tx,
+                        "UPDATE notifications SET read_at = ?3 WHERE recipient_id = ?1 AND read_at IS NULL \
+                         AND id IN (SELECT value FROM json_each(?2))",
+                        params![recipient.0, json, now],
+                    )
+                    .context("mark notifications read")?;
+                }
             }
-        }
-        tx.commit().await.context("commit mark read")?;
-        Ok(true)
+            Ok(true)
+        })
+        .await
     }
 
     async fn get_preferences(&self, user: Id) -> anyhow::Result<Option<Preferences>> {
-        let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT types, from_whom FROM notification_preferences WHERE user_id = ?1",
-        )
-        .bind(user.0)
-        .fetch_optional(&mut *self.reader.acquire().await?)
-        .await
-        .context("get notification preferences")?;
+        let row: Option<(String, String)> = self
+            .read(|conn| {
+                optional(
+                    conn,
+                    "SELECT types, from_whom FROM notification_preferences WHERE user_id = ?1",
+                    [user.0],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .context("get notification preferences")
+            })
+            .await?;
         Ok(row.map(|(types, from)| Preferences::from_stored(&types, &from)))
     }
 
@@ -229,93 +226,25 @@ impl NotificationStore for SqliteStore {
         now: UnixMillis,
         event: &EventRecord,
     ) -> anyhow::Result<()> {
-        let mut tx = self.writer.begin().await.context("begin preferences")?;
-        sqlx::query(
-            "INSERT INTO notification_preferences (user_id, types, from_whom, updated_at) \
-             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (user_id) DO UPDATE SET \
-             types = excluded.types, from_whom = excluded.from_whom, updated_at = excluded.updated_at",
-        )
-        .bind(user.0)
-        .bind(preferences.stored_types())
-        .bind(preferences.from.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .context("store notification preferences")?;
-        super::events::write_event(&mut tx, event).await?;
-        tx.commit().await.context("commit preferences")?;
-        self.outbox_signal.notify_one();
-        Ok(())
-    }
-}
-
-/// Selects notification groups as [`NotificationRow`]s; callers add WHERE/ORDER/LIMIT.
-pub(crate) const NOTIFICATION_SELECT: &str = "SELECT n.id, n.recipient_id, n.kind, n.target_id, \
-     n.actor_count, n.recent_actors, n.sort_id, n.created_at, n.updated_at, n.read_at, \
-     p.id AS post_id, p.author_id AS post_author_id, p.body AS post_body, \
-     p.visibility AS post_visibility, p.reply_to_id AS post_reply_to_id, \
-     p.created_at AS post_created_at, p.edited_at AS post_edited_at \
-     FROM notifications n \
-     LEFT JOIN posts p ON p.id = n.target_id AND n.kind IN ('LIKE', 'REPLY', 'MENTION') \
-                      AND p.deleted_at IS NULL";
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct NotificationRow {
-    id: i64,
-    recipient_id: i64,
-    kind: String,
-    target_id: i64,
-    actor_count: i64,
-    recent_actors: String,
-    sort_id: i64,
-    created_at: i64,
-    updated_at: i64,
-    read_at: Option<i64>,
-    post_id: Option<i64>,
-    post_author_id: Option<i64>,
-    post_body: Option<String>,
-    post_visibility: Option<String>,
-    post_reply_to_id: Option<i64>,
-    post_created_at: Option<i64>,
-    post_edited_at: Option<i64>,
-}
-
-impl NotificationRow {
-    /// The domain value; None for a row of a kind this build does not know.
-    pub(crate) fn into_domain(self) -> Option<Notification> {
-        let kind = NotificationKind::from_stored(&self.kind)?;
-        let post = match (
-            self.post_id,
-            self.post_author_id,
-            self.post_body,
-            self.post_visibility,
-            self.post_created_at,
-        ) {
-            (Some(id), Some(author), Some(body), Some(visibility), Some(created_at)) => {
-                Some(Post {
-                    id: Id(id),
-                    author_id: Id(author),
-                    body,
-                    visibility: Visibility::from_stored(&visibility),
-                    reply_to_id: self.post_reply_to_id.map(Id),
-                    created_at,
-                    edited_at: self.post_edited_at,
-                })
-            }
-            _ => None,
-        };
-        Some(Notification {
-            id: Id(self.id),
-            recipient_id: Id(self.recipient_id),
-            kind,
-            target_id: (self.target_id != 0).then_some(Id(self.target_id)),
-            actor_ids: RecentActors::decode(&self.recent_actors).actor_ids(),
-            actor_count: self.actor_count,
-            read: self.read_at.is_some(),
-            sort_id: Id(self.sort_id),
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-            post,
+        let preferences = *preferences;
+        let event = event.clone();
+        self.write(move |tx| {
+            execute(
+                tx,
+                "INSERT INTO notification_preferences (user_id, types, from_whom, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (user_id) DO UPDATE SET \
+                 types = excluded.types, from_whom = excluded.from_whom, updated_at = excluded.updated_at",
+                params![
+                    user.0,
+                    preferences.stored_types(),
+                    preferences.from.as_str(),
+                    now
+                ],
+            )
+            .context("store notification preferences")?;
+            super::events::write_event(tx, &event)?;
+            Ok(())
         })
+        .await
     }
 }

@@ -6,8 +6,9 @@ use nova_core::{Id, Page, PageRequest, UnixMillis};
 use nova_events::EventRecord;
 use nova_posts::model::{Post, PostBody, PostStats, PostVersion};
 use nova_posts::store::{InsertPostOutcome, NewPost, PostStore};
+use rusqlite::{params, Connection};
 
-use super::{ids_json, SqliteStore};
+use super::{all, execute, ids_json, optional, SqliteStore};
 use crate::rows::{PostRow, POST_COLUMNS};
 
 /// `?V` may see post `p` by visibility and blocks (the viewer may be NULL for anonymous reads).
@@ -16,18 +17,14 @@ const VISIBLE_TO_V: &str = "(p.visibility = 'PUBLIC' OR p.author_id = ?V \
      AND NOT EXISTS (SELECT 1 FROM blocks vb WHERE (vb.blocker_id = ?V AND vb.blocked_id = p.author_id) \
                                                OR (vb.blocker_id = p.author_id AND vb.blocked_id = ?V))";
 
-async fn fetch_post(conn: &mut sqlx::SqliteConnection, id: Id) -> anyhow::Result<Option<Post>> {
-    let row: Option<PostRow> = sqlx::query_as(&format!(
-        "SELECT {POST_COLUMNS} FROM posts p WHERE p.id = ?1"
-    ))
-    .bind(id.0)
-    .fetch_optional(conn)
-    .await
-    .context("fetch post")?;
+fn fetch_post(conn: &Connection, id: Id) -> anyhow::Result<Option<Post>> {
+    let sql = format!("SELECT {POST_COLUMNS} FROM posts p WHERE p.id = ?1");
+    let row = optional(conn, &sql, [id.0], PostRow::from_sqlite).context("fetch post")?;
     Ok(row.map(Post::from))
 }
 
 impl SqliteStore {
+    /// Runs a post list: ?1 `first`, ?2 `second`, ?V (as ?3) the viewer, ?4 the fetch limit.
     async fn list_posts(
         &self,
         sql: &str,
@@ -36,14 +33,18 @@ impl SqliteStore {
         viewer: Option<i64>,
         page: &PageRequest,
     ) -> anyhow::Result<Page<Post>> {
-        let rows: Vec<PostRow> = sqlx::query_as(&sql.replace("?V", "?3"))
-            .bind(first)
-            .bind(second)
-            .bind(viewer)
-            .bind(page.fetch_limit())
-            .fetch_all(&mut *self.reader.acquire().await?)
-            .await
-            .context("list posts")?;
+        let sql = sql.replace("?V", "?3");
+        let rows = self
+            .read(|conn| {
+                all(
+                    conn,
+                    &sql,
+                    params![first, second, viewer, page.fetch_limit()],
+                    PostRow::from_sqlite,
+                )
+                .context("list posts")
+            })
+            .await?;
         Ok(Page::from_rows(
             rows.into_iter().map(Post::from).collect(),
             page,
@@ -58,72 +59,69 @@ impl PostStore for SqliteStore {
         post: &NewPost,
         event: &EventRecord,
     ) -> anyhow::Result<InsertPostOutcome> {
-        let mut tx = self.writer.begin().await.context("begin insert post")?;
-        if let Some(key) = &post.idempotency_key {
-            let existing: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM posts WHERE author_id = ?1 AND idempotency_key = ?2",
-            )
-            .bind(post.author_id.0)
-            .bind(key.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .context("look up idempotency key")?;
-            if let Some(id) = existing {
-                let found = fetch_post(&mut tx, Id(id))
-                    .await?
-                    .context("idempotent post vanished")?;
-                return Ok(InsertPostOutcome::Existing(found));
+        let post = post.clone();
+        let event = event.clone();
+        self.write(move |tx| {
+            if let Some(key) = &post.idempotency_key {
+                let existing: Option<i64> = optional(
+                    tx,
+                    "SELECT id FROM posts WHERE author_id = ?1 AND idempotency_key = ?2",
+                    params![post.author_id.0, key.as_str()],
+                    |row| row.get(0),
+                )
+                .context("look up idempotency key")?;
+                if let Some(id) = existing {
+                    let found = fetch_post(tx, Id(id))?.context("idempotent post vanished")?;
+                    return Ok(InsertPostOutcome::Existing(found));
+                }
             }
-        }
-        sqlx::query(
-            "INSERT INTO posts (id, author_id, body, visibility, reply_to_id, idempotency_key, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .bind(post.id.0)
-        .bind(post.author_id.0)
-        .bind(post.body.as_str())
-        .bind(post.visibility.as_str())
-        .bind(post.reply_to_id.map(|id| id.0))
-        .bind(post.idempotency_key.as_ref().map(|k| k.as_str()))
-        .bind(post.created_at)
-        .execute(&mut *tx)
-        .await
-        .context("insert post")?;
-        sqlx::query("INSERT INTO post_stats (post_id) VALUES (?1)")
-            .bind(post.id.0)
-            .execute(&mut *tx)
-            .await
-            .context("insert post stats")?;
-        sqlx::query("UPDATE user_stats SET post_count = post_count + 1 WHERE user_id = ?1")
-            .bind(post.author_id.0)
-            .execute(&mut *tx)
-            .await
+            execute(
+                tx,
+                "INSERT INTO posts (id, author_id, body, visibility, reply_to_id, idempotency_key, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    post.id.0,
+                    post.author_id.0,
+                    post.body.as_str(),
+                    post.visibility.as_str(),
+                    post.reply_to_id.map(|id| id.0),
+                    post.idempotency_key.as_ref().map(|k| k.as_str()),
+                    post.created_at
+                ],
+            )
+            .context("insert post")?;
+            execute(tx, "INSERT INTO post_stats (post_id) VALUES (?1)", [post.id.0])
+                .context("insert post stats")?;
+            execute(
+                tx,
+                "UPDATE user_stats SET post_count = post_count + 1 WHERE user_id = ?1",
+                [post.author_id.0],
+            )
             .context("count post")?;
-        if let Some(parent) = post.reply_to_id {
-            sqlx::query("UPDATE post_stats SET reply_count = reply_count + 1 WHERE post_id = ?1")
-                .bind(parent.0)
-                .execute(&mut *tx)
-                .await
+            if let Some(parent) = post.reply_to_id {
+                execute(
+                    tx,
+                    "UPDATE post_stats SET reply_count = reply_count + 1 WHERE post_id = ?1",
+                    [parent.0],
+                )
                 .context("count reply")?;
-        }
-        let created = fetch_post(&mut tx, post.id)
-            .await?
-            .context("inserted post vanished")?;
-        super::events::write_event(&mut tx, event).await?;
-        tx.commit().await.context("commit insert post")?;
-        self.outbox_signal.notify_one();
-        Ok(InsertPostOutcome::Created(created))
+            }
+            let created = fetch_post(tx, post.id)?.context("inserted post vanished")?;
+            super::events::write_event(tx, &event)?;
+            Ok(InsertPostOutcome::Created(created))
+        })
+        .await
     }
 
     async fn get_post(&self, id: Id) -> anyhow::Result<Option<Post>> {
-        let row: Option<PostRow> = sqlx::query_as(&format!(
-            "SELECT {POST_COLUMNS} FROM posts p WHERE p.id = ?1 AND p.deleted_at IS NULL"
-        ))
-        .bind(id.0)
-        .fetch_optional(&mut *self.reader.acquire().await?)
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT {POST_COLUMNS} FROM posts p WHERE p.id = ?1 AND p.deleted_at IS NULL"
+            );
+            let row = optional(conn, &sql, [id.0], PostRow::from_sqlite).context("get post")?;
+            Ok(row.map(Post::from))
+        })
         .await
-        .context("get post")?;
-        Ok(row.map(Post::from))
     }
 
     async fn update_post_body(
@@ -132,60 +130,61 @@ impl PostStore for SqliteStore {
         body: &PostBody,
         now: UnixMillis,
     ) -> anyhow::Result<Option<Post>> {
-        let mut tx = self.writer.begin().await.context("begin edit post")?;
-        // The version row keeps the body being replaced, stamped with when that body was written.
-        let saved = sqlx::query(
-            "INSERT INTO post_versions (post_id, version, body, created_at) \
-             SELECT p.id, (SELECT COUNT(*) FROM post_versions v WHERE v.post_id = p.id) + 1, p.body, \
-                    COALESCE(p.edited_at, p.created_at) \
-             FROM posts p WHERE p.id = ?1 AND p.deleted_at IS NULL",
-        )
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await
-        .context("save post version")?;
-        if saved.rows_affected() == 0 {
-            return Ok(None);
-        }
-        sqlx::query("UPDATE posts SET body = ?2, edited_at = ?3 WHERE id = ?1")
-            .bind(id.0)
-            .bind(body.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
+        let body = body.clone();
+        self.write(move |tx| {
+            // The version row keeps the body being replaced, stamped with when that body was written.
+            let saved = execute(
+                tx,
+                "INSERT INTO post_versions (post_id, version, body, created_at) \
+                 SELECT p.id, (SELECT COUNT(*) FROM post_versions v WHERE v.post_id = p.id) + 1, p.body, \
+                        COALESCE(p.edited_at, p.created_at) \
+                 FROM posts p WHERE p.id = ?1 AND p.deleted_at IS NULL",
+                [id.0],
+            )
+            .context("save post version")?;
+            if saved == 0 {
+                return Ok(None);
+            }
+            execute(
+                tx,
+                "UPDATE posts SET body = ?2, edited_at = ?3 WHERE id = ?1",
+                params![id.0, body.as_str(), now],
+            )
             .context("update post body")?;
-        let post = fetch_post(&mut tx, id).await?;
-        tx.commit().await.context("commit edit post")?;
-        Ok(post)
+            fetch_post(tx, id)
+        })
+        .await
     }
 
     async fn delete_post(&self, id: Id, now: UnixMillis) -> anyhow::Result<bool> {
-        let mut tx = self.writer.begin().await.context("begin delete post")?;
-        let deleted: Option<(i64, Option<i64>)> = sqlx::query_as(
-            "UPDATE posts SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL RETURNING author_id, reply_to_id",
-        )
-        .bind(id.0)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await
-        .context("soft delete post")?;
-        let Some((author_id, reply_to_id)) = deleted else {
-            return Ok(false);
-        };
-        sqlx::query("UPDATE user_stats SET post_count = post_count - 1 WHERE user_id = ?1")
-            .bind(author_id)
-            .execute(&mut *tx)
-            .await
+        self.write(move |tx| {
+            let deleted: Option<(i64, Option<i64>)> = optional(
+                tx,
+                "UPDATE posts SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL RETURNING author_id, reply_to_id",
+                params![id.0, now],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .context("soft delete post")?;
+            let Some((author_id, reply_to_id)) = deleted else {
+                return Ok(false);
+            };
+            execute(
+                tx,
+                "UPDATE user_stats SET post_count = post_count - 1 WHERE user_id = ?1",
+                [author_id],
+            )
             .context("uncount post")?;
-        if let Some(parent) = reply_to_id {
-            sqlx::query("UPDATE post_stats SET reply_count = reply_count - 1 WHERE post_id = ?1")
-                .bind(parent)
-                .execute(&mut *tx)
-                .await
+            if let Some(parent) = reply_to_id {
+                execute(
+                    tx,
+                    "UPDATE post_stats SET reply_count = reply_count - 1 WHERE post_id = ?1",
+                    [parent],
+                )
                 .context("uncount reply")?;
-        }
-        tx.commit().await.context("commit delete post")?;
-        Ok(true)
+            }
+            Ok(true)
+        })
+        .await
     }
 
     async fn put_like(
@@ -195,46 +194,49 @@ impl PostStore for SqliteStore {
         now: UnixMillis,
         event: &EventRecord,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.writer.begin().await.context("begin like")?;
-        let inserted = sqlx::query("INSERT INTO likes (post_id, user_id, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
-            .bind(post_id.0)
-            .bind(user_id.0)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
+        let event = event.clone();
+        self.write(move |tx| {
+            let inserted = execute(
+                tx,
+                "INSERT INTO likes (post_id, user_id, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                params![post_id.0, user_id.0, now],
+            )
             .context("insert like")?;
-        if inserted.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query("UPDATE post_stats SET like_count = like_count + 1 WHERE post_id = ?1")
-            .bind(post_id.0)
-            .execute(&mut *tx)
-            .await
+            if inserted == 0 {
+                return Ok(false);
+            }
+            execute(
+                tx,
+                "UPDATE post_stats SET like_count = like_count + 1 WHERE post_id = ?1",
+                [post_id.0],
+            )
             .context("count like")?;
-        super::events::write_event(&mut tx, event).await?;
-        tx.commit().await.context("commit like")?;
-        self.outbox_signal.notify_one();
-        Ok(true)
+            super::events::write_event(tx, &event)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn delete_like(&self, post_id: Id, user_id: Id) -> anyhow::Result<bool> {
-        let mut tx = self.writer.begin().await.context("begin unlike")?;
-        let deleted = sqlx::query("DELETE FROM likes WHERE post_id = ?1 AND user_id = ?2")
-            .bind(post_id.0)
-            .bind(user_id.0)
-            .execute(&mut *tx)
-            .await
+        self.write(move |tx| {
+            let deleted = execute(
+                tx,
+                "DELETE FROM likes WHERE post_id = ?1 AND user_id = ?2",
+                params![post_id.0, user_id.0],
+            )
             .context("delete like")?;
-        if deleted.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query("UPDATE post_stats SET like_count = like_count - 1 WHERE post_id = ?1")
-            .bind(post_id.0)
-            .execute(&mut *tx)
-            .await
+            if deleted == 0 {
+                return Ok(false);
+            }
+            execute(
+                tx,
+                "UPDATE post_stats SET like_count = like_count - 1 WHERE post_id = ?1",
+                [post_id.0],
+            )
             .context("uncount like")?;
-        tx.commit().await.context("commit unlike")?;
-        Ok(true)
+            Ok(true)
+        })
+        .await
     }
 
     async fn get_stats(
@@ -245,29 +247,28 @@ impl PostStore for SqliteStore {
         if post_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<(i64, i64, i64, bool)> = sqlx::query_as(
-            "SELECT s.post_id, s.like_count, s.reply_count, \
-               EXISTS (SELECT 1 FROM likes l WHERE l.post_id = s.post_id AND l.user_id = ?2) \
-             FROM post_stats s WHERE s.post_id IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(ids_json(post_ids))
-        .bind(viewer.map(|v| v.0))
-        .fetch_all(&mut *self.reader.acquire().await?)
+        let json = ids_json(post_ids);
+        self.read(|conn| {
+            all(
+                conn,
+                "SELECT s.post_id, s.like_count, s.reply_count, \
+                   EXISTS (SELECT 1 FROM likes l WHERE l.post_id = s.post_id AND l.user_id = ?2) \
+                 FROM post_stats s WHERE s.post_id IN (SELECT value FROM json_each(?1))",
+                params![json, viewer.map(|v| v.0)],
+                |row| {
+                    Ok((
+                        Id(row.get(0)?),
+                        PostStats {
+                            like_count: row.get(1)?,
+                            reply_count: row.get(2)?,
+                            viewer_has_liked: row.get(3)?,
+                        },
+                    ))
+                },
+            )
+            .context("get post stats")
+        })
         .await
-        .context("get post stats")?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, like_count, reply_count, viewer_has_liked)| {
-                (
-                    Id(id),
-                    PostStats {
-                        like_count,
-                        reply_count,
-                        viewer_has_liked,
-                    },
-                )
-            })
-            .collect())
     }
 
     async fn list_home_feed(&self, viewer: Id, page: &PageRequest) -> anyhow::Result<Page<Post>> {
@@ -340,25 +341,25 @@ impl PostStore for SqliteStore {
         post_id: Id,
         page: &PageRequest,
     ) -> anyhow::Result<Page<PostVersion>> {
-        let rows: Vec<(i64, String, i64)> = sqlx::query_as(
-            "SELECT version, body, created_at FROM post_versions WHERE post_id = ?1 AND version < COALESCE(?2, 9223372036854775807) \
-             ORDER BY version DESC LIMIT ?3",
-        )
-        .bind(post_id.0)
-        .bind(page.after.map(|a| a.0))
-        .bind(page.fetch_limit())
-        .fetch_all(&mut *self.reader.acquire().await?)
-        .await
-        .context("list post versions")?;
-        let versions = rows
-            .into_iter()
-            .map(|(version, body, created_at)| PostVersion {
-                post_id,
-                version,
-                body,
-                created_at,
+        let versions = self
+            .read(|conn| {
+                all(
+                    conn,
+                    "SELECT version, body, created_at FROM post_versions WHERE post_id = ?1 AND version < COALESCE(?2, 9223372036854775807) \
+                     ORDER BY version DESC LIMIT ?3",
+                    params![post_id.0, page.after.map(|a| a.0), page.fetch_limit()],
+                    |row| {
+                        Ok(PostVersion {
+                            post_id,
+                            version: row.get(0)?,
+                            body: row.get(1)?,
+                            created_at: row.get(2)?,
+                        })
+                    },
+                )
+                .context("list post versions")
             })
-            .collect();
+            .await?;
         Ok(Page::from_rows(versions, page))
     }
 }

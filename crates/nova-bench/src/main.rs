@@ -98,6 +98,10 @@ enum Command {
     },
 }
 
+/// The allocator the `nova` binary uses, so that `serve-baseline` measures the node as it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

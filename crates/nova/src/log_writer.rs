@@ -178,10 +178,12 @@ mod tests {
     fn lines_reach_the_sink_in_order_and_the_guard_flushes_what_is_left() {
         let sink = Sink::default();
         let (writer, guard) = batched(Box::new(sink.clone()));
-        let mut line = writer.make_writer();
-        line.write_all(b"first\n").expect("buffered");
-        line.write_all(b"second\n").expect("buffered");
-        drop(line);
+        {
+            // The line writer borrows the writer: its scope ends before the guard goes.
+            let mut line = writer.make_writer();
+            line.write_all(b"first\n").expect("buffered");
+            line.write_all(b"second\n").expect("buffered");
+        }
         drop(guard);
         assert_eq!(sink.written(), b"first\nsecond\n");
     }

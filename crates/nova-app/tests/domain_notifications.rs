@@ -481,7 +481,9 @@ async fn a_batch_groups_as_one_by_one_delivery_would() {
         ]
     );
     let alices_groups = h.notifications(alice).await;
-    let summary: Vec<(NotificationKind, Option<Id>, i64, Vec<Id>, bool)> = alices_groups
+    /// kind, target post, actor count, latest actors, read
+    type Summary = (NotificationKind, Option<Id>, i64, Vec<Id>, bool);
+    let summary: Vec<Summary> = alices_groups
         .iter()
         .map(|n| {
             (

@@ -383,5 +383,6 @@ fn admits(candidate: &Candidate, preferences: &Preferences, relationship: &Relat
     if preferences.from == Source::Following && !relationship.viewer_follows {
         return false;
     }
-    !(candidate.followers_only && !relationship.viewer_follows)
+    // A FOLLOWERS-only post is told of only to the author's followers.
+    !candidate.followers_only || relationship.viewer_follows
 }

@@ -67,7 +67,16 @@ impl GraphService {
         if asked.is_empty() {
             return Ok(vec![Relationship::default(); pairs.len()]);
         }
-        let mut found = self.graph.get_relationship_pairs(&asked).await?.into_iter();
+        let found = self.graph.get_relationship_pairs(&asked).await?;
+        // A short answer would read as "no block, no mute" for the missing pairs: refuse it.
+        if found.len() != asked.len() {
+            return Err(UserError::Internal(anyhow::anyhow!(
+                "get_relationship_pairs returned {} relationships for {} pairs",
+                found.len(),
+                asked.len()
+            )));
+        }
+        let mut found = found.into_iter();
         Ok(pairs
             .iter()
             .map(|(v, o)| {

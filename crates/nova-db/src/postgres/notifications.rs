@@ -31,6 +31,14 @@ fn list_sql() -> String {
     )
 }
 
+/// The most recent unread group of each key: `$1` recipients, `$2` kinds, `$3` targets (one
+/// key per position). Per key the same probe as one activity's lookup, on `notifications_unread`.
+const FIND_GROUPS_SQL: &str = "SELECT k.r, k.kind, k.t, g.id, g.recent_actors \
+     FROM unnest($1::int8[], $2::text[], $3::int8[]) AS k(r, kind, t) \
+     CROSS JOIN LATERAL (SELECT id, recent_actors FROM notifications \
+       WHERE recipient_id = k.r AND kind = k.kind AND target_id = k.t AND read_at IS NULL \
+       ORDER BY sort_id DESC LIMIT 1) AS g";
+
 const UNREAD_SQL: &str =
     "SELECT COUNT(*) FROM notifications WHERE recipient_id = $1 AND read_at IS NULL";
 
@@ -98,19 +106,13 @@ async fn apply_activities(
     let mut keys: Vec<GroupKey> = activities.iter().map(|a| group_key(a)).collect();
     keys.sort_unstable();
     keys.dedup();
-    let found: Vec<(i64, String, i64, i64, String)> = sqlx::query_as(
-        "SELECT k.r, k.kind, k.t, g.id, g.recent_actors \
-         FROM unnest($1::int8[], $2::text[], $3::int8[]) AS k(r, kind, t) \
-         CROSS JOIN LATERAL (SELECT id, recent_actors FROM notifications \
-           WHERE recipient_id = k.r AND kind = k.kind AND target_id = k.t AND read_at IS NULL \
-           ORDER BY sort_id DESC LIMIT 1) AS g",
-    )
-    .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
-    .bind(keys.iter().map(|k| k.1.to_owned()).collect::<Vec<_>>())
-    .bind(keys.iter().map(|k| k.2).collect::<Vec<_>>())
-    .fetch_all(&mut *conn)
-    .await
-    .context("find unread notification groups")?;
+    let found: Vec<(i64, String, i64, i64, String)> = sqlx::query_as(FIND_GROUPS_SQL)
+        .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.1.to_owned()).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.2).collect::<Vec<_>>())
+        .fetch_all(&mut *conn)
+        .await
+        .context("find unread notification groups")?;
     let mut groups: Vec<BatchGroup> = Vec::with_capacity(keys.len());
     let mut by_key: HashMap<GroupKey, usize> = HashMap::with_capacity(keys.len());
     for (recipient, kind, target, id, recent) in found {
@@ -473,12 +475,12 @@ impl NotificationStore for PgStore {
 }
 
 /// Plan checks of the notification queries (with `TEST_DATABASE=postgres`): on a table with
-/// enough rows, the list and the unread count use their indexes.
+/// enough rows, the list, the unread count and a batch's group lookup use their indexes.
 #[cfg(test)]
 mod plans {
     use sqlx::Row as _;
 
-    use super::{list_sql, UNREAD_SQL};
+    use super::{list_sql, FIND_GROUPS_SQL, UNREAD_SQL};
     use crate::postgres::{PgStore, PostgresSettings};
 
     async fn explain(store: &PgStore, sql: &str, binds: &[i64]) -> String {
@@ -537,6 +539,19 @@ mod plans {
                 explain(&store, &list_sql(), &[42, 50_000, 21]).await,
             ),
             ("unread count", explain(&store, UNREAD_SQL, &[42]).await),
+            ("a batch's unread groups", {
+                let rows = sqlx::query(&format!("EXPLAIN {FIND_GROUPS_SQL}"))
+                    .bind(vec![42_i64, 43, 44])
+                    .bind(vec!["LIKE".to_owned(); 3])
+                    .bind(vec![42_i64, 1_043, 7])
+                    .fetch_all(store.pool())
+                    .await
+                    .expect("explain");
+                rows.iter()
+                    .map(|r| r.get::<String, _>(0))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }),
         ];
         store.close().await;
         PgStore::drop_database(&url).await.expect("drop database");

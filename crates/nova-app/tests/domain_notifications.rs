@@ -393,3 +393,159 @@ async fn a_batch_with_an_applied_event_and_a_duplicate_inside_has_no_second_effe
         1
     );
 }
+
+/// Grouping inside one batch (`handle_batch`) is what one-by-one delivery gives: an actor joins
+/// an unread group from an earlier batch, an actor already in it counts once, a group the batch
+/// starts is joined by the batch's later events, a read group is not joined (a new one starts),
+/// and the rules use each pair's relationship (a blocked liker notifies nobody, the others in
+/// the same batch do).
+#[tokio::test]
+async fn a_batch_groups_as_one_by_one_delivery_would() {
+    let h = Harness::new().await;
+    let alice = h.account("alice").await;
+    let erin = h.account("erin").await;
+    let bob = h.account("bob").await;
+    let carol = h.account("carol").await;
+    let dave = h.account("dave").await;
+    let mut posts = Vec::new();
+    for (author, body) in [(alice, "a"), (erin, "e"), (alice, "a2")] {
+        posts.push(
+            h.services()
+                .posts
+                .create_post(
+                    author,
+                    nova_posts::CreatePostInput {
+                        body,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .expect("post")
+                .id,
+        );
+    }
+    let (alices, erins, alices_second) = (posts[0], posts[1], posts[2]);
+    let handler = h.handler();
+    // Earlier batch: bob's like starts alice's group; carol's like on alice's second post
+    // starts a group that alice then reads.
+    let earlier = [
+        h.liked(4_000_000, alices, alice, bob),
+        h.liked(4_000_001, alices_second, alice, carol),
+    ];
+    assert_eq!(
+        handler.handle_batch(&earlier).await.expect("earlier"),
+        [Handled::Applied, Handled::Applied]
+    );
+    let read = h
+        .notifications(alice)
+        .await
+        .into_iter()
+        .find(|n| n.post.as_ref().map(|p| p.id) == Some(alices_second))
+        .expect("group of the second post");
+    h.services()
+        .notifications
+        .mark_read(alice, Some(vec![read.id]))
+        .await
+        .expect("mark read");
+    h.services()
+        .graph
+        .block(alice, dave.user_id)
+        .await
+        .expect("block");
+    let batch = [
+        h.liked(4_000_010, alices, alice, carol), // joins bob's unread group
+        h.liked(4_000_011, alices, alice, bob),   // bob liked anew: counted once
+        h.liked(4_000_012, erins, erin, bob),     // starts erin's group
+        h.liked(4_000_013, alices, alice, dave),  // blocked by alice: nobody is told
+        h.liked(4_000_014, alices_second, alice, bob), // the read group is not joined
+        Envelope::new(
+            Id(4_000_015),
+            now_millis(),
+            DomainEvent::UserFollowed {
+                follower_id: carol.user_id,
+                followee_id: alice.user_id,
+            },
+        ),
+        h.liked(4_000_016, erins, erin, carol), // joins the group this batch started
+    ];
+    assert_eq!(
+        handler.handle_batch(&batch).await.expect("batch"),
+        [
+            Handled::Applied,
+            Handled::Applied,
+            Handled::Applied,
+            Handled::Ignored,
+            Handled::Applied,
+            Handled::Applied,
+            Handled::Applied,
+        ]
+    );
+    let alices_groups = h.notifications(alice).await;
+    /// kind, target post, actor count, latest actors, read
+    type Summary = (NotificationKind, Option<Id>, i64, Vec<Id>, bool);
+    let summary: Vec<Summary> = alices_groups
+        .iter()
+        .map(|n| {
+            (
+                n.kind,
+                n.post.as_ref().map(|p| p.id),
+                n.actor_count,
+                n.actor_ids.clone(),
+                n.read,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                NotificationKind::Follow,
+                None,
+                1,
+                vec![carol.user_id],
+                false
+            ),
+            (
+                NotificationKind::Like,
+                Some(alices_second),
+                1,
+                vec![bob.user_id],
+                false
+            ),
+            (
+                NotificationKind::Like,
+                Some(alices),
+                2,
+                vec![carol.user_id, bob.user_id],
+                false
+            ),
+            (
+                NotificationKind::Like,
+                Some(alices_second),
+                1,
+                vec![carol.user_id],
+                true
+            ),
+        ],
+        "{alices_groups:#?}"
+    );
+    // Bob's repeat changed nothing, not even the group's place in the list.
+    assert_eq!(alices_groups[2].sort_id, Id(4_000_010));
+    let erins_groups = h.notifications(erin).await;
+    assert_eq!(erins_groups.len(), 1, "{erins_groups:#?}");
+    assert_eq!(erins_groups[0].actor_count, 2);
+    assert_eq!(
+        erins_groups[0].actor_ids,
+        [carol.user_id, bob.user_id],
+        "newest event first"
+    );
+    assert_eq!(erins_groups[0].sort_id, Id(4_000_016));
+    assert_eq!(
+        h.services()
+            .notifications
+            .unread_count(alice)
+            .await
+            .expect("count"),
+        3
+    );
+}

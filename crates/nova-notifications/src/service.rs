@@ -8,7 +8,7 @@ use std::time::Duration;
 use nova_core::{now_millis, Id, IdGenerator, Page, PageRequest, Viewer};
 use nova_events::{DomainEvent, Envelope, Handled};
 use nova_posts::can_view;
-use nova_users::{GraphService, UsersService};
+use nova_users::{GraphService, Relationship, UsersService};
 
 use crate::model::{
     Notification, NotificationKind, Preferences, PreferencesPatch, Source, MAX_MARK_READ_IDS,
@@ -252,46 +252,47 @@ impl NotificationsService {
         })
     }
 
-    /// Whether the rules let `candidate` be notified: not one's own action, the type on,
-    /// no block either way, no mute, the sender followed when the recipient asked for that,
-    /// and the post visible to the recipient.
-    async fn admits(&self, candidate: &Candidate) -> Result<bool, NotificationError> {
-        if candidate.recipient == candidate.actor {
-            return Ok(false);
+    /// The activities each of `envelopes` causes under the rules, in order, before anything is
+    /// stored. The rules' lookups are made for the whole batch at once: the checks that need no
+    /// relationship first (not one's own action, the type on in the recipient's preferences,
+    /// from this node's cache), then the relationships of every remaining (recipient, actor)
+    /// pair in one store call instead of one query per candidate.
+    async fn activities(
+        &self,
+        envelopes: &[Envelope],
+    ) -> Result<Vec<Vec<Activity>>, NotificationError> {
+        let mut pending: Vec<(usize, Candidate, Preferences)> = Vec::new();
+        for (at, envelope) in envelopes.iter().enumerate() {
+            for candidate in self.candidates(&envelope.event).await? {
+                if candidate.recipient == candidate.actor {
+                    continue;
+                }
+                let preferences = self.preferences(candidate.recipient).await?;
+                if preferences.enabled(candidate.kind) {
+                    pending.push((at, candidate, preferences));
+                }
+            }
         }
-        let preferences = self.preferences(candidate.recipient).await?;
-        if !preferences.enabled(candidate.kind) {
-            return Ok(false);
-        }
-        let relationship = self
-            .graph
-            .relationship(candidate.recipient, candidate.actor)
-            .await?;
-        if relationship.blocked_either_way() || relationship.viewer_mutes {
-            return Ok(false);
-        }
-        if preferences.from == Source::Following && !relationship.viewer_follows {
-            return Ok(false);
-        }
-        if candidate.followers_only && !relationship.viewer_follows {
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    /// The activities `envelope` causes under the rules, before anything is stored.
-    async fn activities(&self, envelope: &Envelope) -> Result<Vec<Activity>, NotificationError> {
-        let mut activities = Vec::new();
-        for candidate in self.candidates(&envelope.event).await? {
-            if !self.admits(&candidate).await? {
+        let pairs: Vec<(Id, Id)> = pending
+            .iter()
+            .map(|(_, c, _)| (c.recipient, c.actor))
+            .collect();
+        let relationships = if pairs.is_empty() {
+            Vec::new()
+        } else {
+            self.graph.relationship_pairs(&pairs).await?
+        };
+        let mut activities = vec![Vec::new(); envelopes.len()];
+        for ((at, candidate, preferences), relationship) in pending.into_iter().zip(relationships) {
+            if !admits(&candidate, &preferences, &relationship) {
                 continue;
             }
-            activities.push(Activity {
+            activities[at].push(Activity {
                 recipient_id: candidate.recipient,
                 kind: candidate.kind,
                 target_id: candidate.target,
                 actor_id: candidate.actor,
-                event_id: envelope.id,
+                event_id: envelopes[at].id,
                 at: now_millis(),
                 new_notification_id: self.ids.next_id(),
                 upserted_event_id: self.ids.next_id(),
@@ -307,7 +308,11 @@ impl NotificationsService {
         consumer: &str,
         envelope: &Envelope,
     ) -> Result<Handled, NotificationError> {
-        let activities = self.activities(envelope).await?;
+        let activities = self
+            .activities(std::slice::from_ref(envelope))
+            .await?
+            .pop()
+            .unwrap_or_default();
         if activities.is_empty() {
             return Ok(Handled::Ignored);
         }
@@ -336,8 +341,8 @@ impl NotificationsService {
         let mut handled = vec![Handled::Ignored; envelopes.len()];
         let mut batch = Vec::new();
         let mut positions = Vec::new();
-        for (at, envelope) in envelopes.iter().enumerate() {
-            let activities = self.activities(envelope).await?;
+        let derived = self.activities(envelopes).await?;
+        for (at, (envelope, activities)) in envelopes.iter().zip(derived).enumerate() {
             if !activities.is_empty() {
                 batch.push(EventActivities {
                     event_id: envelope.id,
@@ -366,4 +371,18 @@ impl NotificationsService {
         }
         Ok(handled)
     }
+}
+
+/// Whether the rules let `candidate` be notified, given the recipient's preferences (the type
+/// already checked) and its relationship towards the actor: no block either way, no mute, the
+/// actor followed when the recipient asked for that, and the post visible to the recipient.
+fn admits(candidate: &Candidate, preferences: &Preferences, relationship: &Relationship) -> bool {
+    if relationship.blocked_either_way() || relationship.viewer_mutes {
+        return false;
+    }
+    if preferences.from == Source::Following && !relationship.viewer_follows {
+        return false;
+    }
+    // A FOLLOWERS-only post is told of only to the author's followers.
+    !candidate.followers_only || relationship.viewer_follows
 }

@@ -57,6 +57,38 @@ impl GraphService {
         Ok(self.graph.get_relationships(viewer, others).await?)
     }
 
+    /// The relationship of each (viewer, other) pair, in the same order (a pair of one account
+    /// with itself relates in no way), in one store call.
+    pub async fn relationship_pairs(
+        &self,
+        pairs: &[(Id, Id)],
+    ) -> Result<Vec<Relationship>, UserError> {
+        let asked: Vec<(Id, Id)> = pairs.iter().copied().filter(|(v, o)| v != o).collect();
+        if asked.is_empty() {
+            return Ok(vec![Relationship::default(); pairs.len()]);
+        }
+        let found = self.graph.get_relationship_pairs(&asked).await?;
+        // A short answer would read as "no block, no mute" for the missing pairs: refuse it.
+        if found.len() != asked.len() {
+            return Err(UserError::Internal(anyhow::anyhow!(
+                "get_relationship_pairs returned {} relationships for {} pairs",
+                found.len(),
+                asked.len()
+            )));
+        }
+        let mut found = found.into_iter();
+        Ok(pairs
+            .iter()
+            .map(|(v, o)| {
+                if v == o {
+                    Relationship::default()
+                } else {
+                    found.next().unwrap_or_default()
+                }
+            })
+            .collect())
+    }
+
     /// Which of `candidates` have `author`'s posts in their home feed.
     pub async fn feed_audience(&self, author: Id, candidates: &[Id]) -> Result<Vec<Id>, UserError> {
         if candidates.is_empty() {

@@ -106,6 +106,25 @@ pub trait GraphStore: Send + Sync {
         viewer: Id,
         others: &[Id],
     ) -> anyhow::Result<Vec<Relationship>>;
+    /// Relationships of many (viewer, other) pairs, in the same order: what an event batch's
+    /// rules need, in one query where the adapter can. The default asks once per pair (as
+    /// slow as per-event lookups; adapters override it).
+    async fn get_relationship_pairs(
+        &self,
+        pairs: &[(Id, Id)],
+    ) -> anyhow::Result<Vec<Relationship>> {
+        let mut found = Vec::with_capacity(pairs.len());
+        for (viewer, other) in pairs {
+            found.push(
+                self.get_relationships(*viewer, &[*other])
+                    .await?
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default(),
+            );
+        }
+        Ok(found)
+    }
     /// The `candidates` whose home feed shows `author`'s posts: the author, and those who
     /// follow the author without muting it, with no block either way. One query, for live
     /// delivery to every connected subscriber at once.

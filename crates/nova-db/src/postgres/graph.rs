@@ -242,6 +242,54 @@ impl GraphStore for PgStore {
             .collect())
     }
 
+    /// One query for all pairs: `unnest ... WITH ORDINALITY` keeps the callers' order (and
+    /// repeated pairs), each flag an index probe on the edge tables' primary keys.
+    async fn get_relationship_pairs(
+        &self,
+        pairs: &[(Id, Id)],
+    ) -> anyhow::Result<Vec<Relationship>> {
+        if pairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let viewers: Vec<i64> = pairs.iter().map(|(v, _)| v.0).collect();
+        let others: Vec<i64> = pairs.iter().map(|(_, o)| o.0).collect();
+        let rows: Vec<(bool, bool, bool, bool, bool)> = sqlx::query_as(
+            "SELECT \
+               EXISTS (SELECT 1 FROM follows WHERE follower_id = p.v AND followee_id = p.o), \
+               EXISTS (SELECT 1 FROM follows WHERE follower_id = p.o AND followee_id = p.v), \
+               EXISTS (SELECT 1 FROM blocks WHERE blocker_id = p.v AND blocked_id = p.o), \
+               EXISTS (SELECT 1 FROM blocks WHERE blocker_id = p.o AND blocked_id = p.v), \
+               EXISTS (SELECT 1 FROM mutes WHERE muter_id = p.v AND muted_id = p.o) \
+             FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS p(v, o, n) \
+             ORDER BY p.n",
+        )
+        .bind(&viewers)
+        .bind(&others)
+        .fetch_all(&mut *self.gate.acquire().await?)
+        .await
+        .context("get relationship pairs")?;
+        anyhow::ensure!(
+            rows.len() == pairs.len(),
+            "relationship pairs: {} rows for {} pairs",
+            rows.len(),
+            pairs.len()
+        );
+        Ok(rows
+            .into_iter()
+            .map(
+                |(viewer_follows, follows_viewer, viewer_blocks, blocks_viewer, viewer_mutes)| {
+                    Relationship {
+                        viewer_follows,
+                        follows_viewer,
+                        viewer_blocks,
+                        blocks_viewer,
+                        viewer_mutes,
+                    }
+                },
+            )
+            .collect())
+    }
+
     async fn list_followers(
         &self,
         user: Id,
